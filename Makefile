@@ -17,7 +17,7 @@ OPT := -O1
 else
 BUILD ?= build
 SANFLAGS :=
-OPT := -O2
+OPT := -O3
 endif
 
 PKGS := openblas libzmq libprotobuf-c sqlite3 inih cmocka libmicrohttpd ompi-c

@@ -2,8 +2,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "blas.h"
 #include "env.h"
+#include "job.h"
+#include "train.h"
 #include "util.h"
 
 static int usage(FILE *f) {
@@ -32,10 +38,102 @@ static int cmd_env(int argc, char **argv) {
     return usage(stderr);
 }
 
+/* Parses the options every command that runs a job takes: JOB.ini, then
+ * --seed N, --out DIR, --set section.key=value (repeatable), --feedback
+ * MODE. Returns 0, or 2 after printing what is wrong. */
+static int load_job(int argc, char **argv, const char *cmd, job_t *job, const char **out) {
+    char err[1024];
+    const char *path = NULL;
+    job_defaults(job);
+    *out = NULL;
+    /* The file first, so options override it wherever they appear. */
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] == '-') {
+            i++;
+            continue;
+        }
+        if (path) {
+            fprintf(stderr, "rlhf %s: more than one job file ('%s', '%s')\n", cmd, path, argv[i]);
+            return 2;
+        }
+        path = argv[i];
+    }
+    if (!path) {
+        fprintf(stderr, "rlhf %s: no job file given\n", cmd);
+        return 2;
+    }
+    if (job_load(job, path, err, sizeof err) != 0) {
+        fprintf(stderr, "rlhf %s: %s\n", cmd, err);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-' || argv[i][1] != '-') continue;
+        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val) {
+            fprintf(stderr, "rlhf %s: %s needs a value\n", cmd, opt);
+            return 2;
+        }
+        char assign[1200];
+        if (strcmp(opt, "--seed") == 0)
+            snprintf(assign, sizeof assign, "run.seed=%s", val);
+        else if (strcmp(opt, "--out") == 0)
+            snprintf(assign, sizeof assign, "run.out=%s", val);
+        else if (strcmp(opt, "--feedback") == 0)
+            snprintf(assign, sizeof assign, "feedback.mode=%s", val);
+        else if (strcmp(opt, "--set") == 0)
+            snprintf(assign, sizeof assign, "%s", val);
+        else {
+            fprintf(stderr, "rlhf %s: unknown option '%s'\n", cmd, opt);
+            return 2;
+        }
+        if (job_set(job, assign, err, sizeof err) != 0) {
+            fprintf(stderr, "rlhf %s: %s %s: %s\n", cmd, opt, val, err);
+            return 2;
+        }
+        i++;
+    }
+    if (job_validate(job, err, sizeof err) != 0) {
+        fprintf(stderr, "rlhf %s: %s: %s\n", cmd, path, err);
+        return 2;
+    }
+    *out = job->run.out[0] ? job->run.out : NULL;
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv) {
+    static job_t job;
+    const char *out;
+    int rc = load_job(argc, argv, "train", &job, &out);
+    if (rc) return rc;
+    char dir[1200];
+    if (!out) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(dir, sizeof dir, "runs/%s-s%llu-%s", job.env.id, (unsigned long long)job.run.seed, stamp);
+        out = dir;
+    }
+    log_info("OpenBLAS kernel %s; run directory %s", blas_corename(), out);
+    char err[1024];
+    train_result_t res;
+    int progress = isatty(STDERR_FILENO) ? 2 : 1;
+    if (train_run(&job, out, progress, &res, err, sizeof err) != 0) {
+        fprintf(stderr, "rlhf train: %s\n", err);
+        return 1;
+    }
+    printf("%s: true return %.1f +- %.1f over %d episodes; %d labels, %lld env steps, %.1f s; %s/summary.json\n",
+           job.env.id, res.true_return_mean, res.true_return_std, res.eval_episodes, res.labels, res.env_steps,
+           res.wall_s, out);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     blas_setup(argc, argv);
     log_set_name("rlhf");
     if (argc < 2) return usage(stderr);
+    if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "env") == 0) return cmd_env(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) return usage(stdout), 0;
     fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);

@@ -74,6 +74,7 @@ typedef struct {
         int rank_k;                 /* feedback.rank_k: segments per ranking */
         job_select_t select;        /* feedback.select: random | disagreement */
         int pool_factor;            /* feedback.pool_factor: candidates per query for disagreement */
+        int rounds;                 /* feedback.rounds: labelling rounds after the initial one */
         char teacher[JOB_STR];      /* feedback.teacher: teacher spec (see teacher.h) */
     } feedback;
     struct {

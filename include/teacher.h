@@ -38,7 +38,7 @@ typedef struct {
     double gamma;           /* myopia; 1: none */
     double eps;             /* mistake probability */
     double skip_threshold;  /* -inf (or NAN): never skip */
-    double equal_margin;    /* 0: only exact ties are equal */
+    double equal_margin;    /* 0: none (the oracle still calls exact ties equal) */
     double rating_lo, rating_hi; /* returns mapped to ratings 1 and 7 */
 } teacher_t;
 

@@ -87,7 +87,10 @@ static int load_job(int argc, char **argv, const char *cmd, job_t *job, const ch
             return 2;
         }
         if (job_set(job, assign, err, sizeof err) != 0) {
-            fprintf(stderr, "rlhf %s: %s %s: %s\n", cmd, opt, val, err);
+            if (strcmp(opt, "--set") == 0)
+                fprintf(stderr, "rlhf %s: %s\n", cmd, err);   // job_set names the override
+            else
+                fprintf(stderr, "rlhf %s: %s %s: %s\n", cmd, opt, val, err);
             return 2;
         }
         i++;

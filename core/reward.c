@@ -141,8 +141,16 @@ static double sigmoid(double x) {
 /* Loss of one label given its segments' scores S (k); writes dL/dS into dS. */
 static double label_loss(const reward_model_t *rm, const label_t *lb, int T, const double *S, double *dS) {
     if (lb->kind == QUERY_PAIR) {
-        double eps = rm->noise, y = lb->pref;
-        double sg = sigmoid(S[0] - S[1]);
+        double eps = rm->noise, y = lb->pref, d = S[0] - S[1];
+        double sg = sigmoid(d);
+        if (eps == 0) {
+            /* Plain Bradley-Terry in the log-sigmoid form: P itself rounds
+             * to 0 or 1 once the model is confident. */
+            double sp_pos = d > 0 ? d + log1p(exp(-d)) : log1p(exp(d));   // softplus(d)
+            dS[0] = sg - y;
+            dS[1] = y - sg;
+            return y * (sp_pos - d) + (1 - y) * sp_pos;
+        }
         double P = (1 - eps) * sg + eps / 2;
         double loss = -(y * log(P) + (1 - y) * log(1 - P));
         double g = -(y / P - (1 - y) / (1 - P)) * (1 - eps) * sg * (1 - sg);

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "env.h"
+#include "json.h"
 #include "feedback.h"
 #include "nn.h"
 #include "policy.h"
@@ -64,9 +66,10 @@ typedef struct {
     episode_t *cur;             /* (N) episodes in progress */
     episode_t ring[RING_EPISODES];
     int ring_n, ring_head;
-    /* reward normalisation, refit with the model */
-    double r_mean, r_std;
+    /* reward normalisation, refit with the model: (r - r_zero) / r_scale */
+    double r_zero, r_scale;
     double abs_n;               /* normalised reward of the absorbing state */
+    double reward_corr;         /* corr(learned, true) per step on the last batch */
     /* per-iteration statistics */
     double it_true_sum, it_learned_sum;
     int it_episodes;
@@ -274,25 +277,46 @@ out:
     segstore_destroy(&cand);
 }
 
-/* Zero mean and unit standard deviation of the learned reward over every
- * step of the labelled segments, absorbing steps included: the data the
- * model was fit on spans good and bad behaviour, so the scale is stable as
- * the policy improves (a batch's own spread shrinks to noise once every
- * episode survives). */
+/* The learned reward is normalised before RL, refit with the model, over
+ * the steps of the labelled segments (the data the model was fit on spans
+ * good and bad behaviour, so the scale stays put as the policy improves,
+ * where a rollout batch's own spread shrinks to noise once every episode
+ * survives):
+ *  - when the labelled segments contain the absorbing state (the
+ *    environment can terminate), the absorbing state's reward is the zero
+ *    and the unit is the root mean square of the live steps' reward about
+ *    it. A termination then needs no bootstrap (the absorbing state pays 0
+ *    for ever), and a live step pays more than ending exactly when the
+ *    model says it is better than ending: ending is never rewarded for its
+ *    own sake, and values stay on the scale of the true-reward problem;
+ *  - otherwise zero mean and unit standard deviation. */
 static void refit_reward_normalisation(trainer_t *tr) {
     int T = tr->seg_len;
     size_t n = (size_t)tr->segs->n * T;
-    float *mean = mallocCheck(sizeof(float) * n);
-    reward_predict(tr->rm, tr->segs->obs, tr->segs->act, tr->segs->absorbing, (int)n, tr->act_dim, mean, NULL);
-    double m = 0, m2 = 0;
+    float *r = mallocCheck(sizeof(float) * n);
+    reward_predict(tr->rm, tr->segs->obs, tr->segs->act, tr->segs->absorbing, (int)n, tr->act_dim, r, NULL);
+    size_t live = 0, absorbing = 0;
+    double m = 0, m2 = 0, r_abs = 0;
     for (size_t i = 0; i < n; i++) {
-        m += mean[i];
-        m2 += (double)mean[i] * mean[i];
+        if (tr->segs->absorbing[i]) {
+            r_abs = r[i];   // every absorbing step has the same features
+            absorbing++;
+            continue;
+        }
+        m += r[i];
+        m2 += (double)r[i] * r[i];
+        live++;
     }
-    m /= n;
-    tr->r_mean = m;
-    tr->r_std = sqrt(fmax(m2 / n - m * m, 1e-12));
-    free(mean);
+    if (live == 0) live = 1;
+    m /= live;
+    if (absorbing) {
+        tr->r_zero = r_abs;
+        tr->r_scale = sqrt(fmax(m2 / live - 2 * r_abs * m + r_abs * r_abs, 1e-12));
+    } else {
+        tr->r_zero = m;
+        tr->r_scale = sqrt(fmax(m2 / live - m * m, 1e-12));
+    }
+    free(r);
 }
 
 static int labels_due(const trainer_t *tr) {
@@ -372,17 +396,31 @@ static void assign_rewards(trainer_t *tr) {
     float zero_obs[ENV_MAX_DIM] = {0}, zero_act[ENV_MAX_DIM] = {0}, r_abs;
     uint8_t one = 1;
     reward_predict(tr->rm, zero_obs, zero_act, &one, 1, tr->act_dim, &r_abs, NULL);
-    double abs_n = (r_abs - tr->r_mean) / tr->r_std;
+    double abs_n = (r_abs - tr->r_zero) / tr->r_scale;
     tr->abs_n = abs_n;
+    /* How well the learned reward tracks the true one on this batch (a
+     * reward-hacking watch where the true reward exists). */
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
     for (size_t k = 0; k < n; k++) {
-        b->reward[k] = (float)((tr->learned[k] - tr->r_mean) / tr->r_std);
+        double x = tr->learned[k], y = tr->true_r[k];
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        syy += y * y;
+        sxy += x * y;
+    }
+    double cov = sxy / n - sx / n * sy / n, vx = sxx / n - sx / n * sx / n, vy = syy / n - sy / n * sy / n;
+    tr->reward_corr = vx > 1e-12 && vy > 1e-12 ? cov / sqrt(vx * vy) : NAN;
+    for (size_t k = 0; k < n; k++) {
+        b->reward[k] = (float)((tr->learned[k] - tr->r_zero) / tr->r_scale);
         int n_env = (int)(k % tr->N);
         tr->ep_learned[n_env] += tr->learned[k];
         if (b->done[k]) {
             tr->it_learned_sum += tr->ep_learned[n_env];
             tr->ep_learned[n_env] = 0;
-            /* A termination enters the absorbing state for ever. A truncation
-             * keeps its V(final obs) bootstrap. */
+            /* A termination enters the absorbing state for ever; a
+             * truncation keeps its V(final obs) bootstrap. abs_n is 0 when
+             * the labelled data contained the absorbing state. */
             int truncated = b->boot[k] != 0;
             if (!truncated) b->boot[k] = (float)(gamma * abs_n / (1 - gamma));
         }
@@ -488,7 +526,7 @@ static trainer_t *trainer_new(const job_t *job, char *err, size_t errlen) {
         tr->rm = reward_new(tr->obs_dim, &tr->cls->act, job, &init);
         tr->segs = segstore_new(tr->seg_len, tr->obs_dim, tr->act_dim);
     }
-    tr->r_std = 1;
+    tr->r_scale = 1;
     return tr;
 }
 
@@ -517,6 +555,25 @@ static void trainer_destroy(trainer_t **self_p) {
     segstore_destroy(&tr->segs);
     free(tr);
     *self_p = NULL;
+}
+
+struct metric {
+    const char *key;
+    double value;
+};
+
+/* The members of a JSON object, comma separated (the caller writes the
+ * braces); whole numbers as integers, non-finite values as null. */
+static void write_metrics(FILE *f, const struct metric *m, size_t n) {
+    char num[32];
+    for (size_t i = 0; i < n; i++) {
+        double v = m[i].value;
+        if (isfinite(v) && v == floor(v) && fabs(v) < 1e15)
+            snprintf(num, sizeof num, "%.0f", v);
+        else
+            json_format_number(num, sizeof num, v);
+        fprintf(f, "%s\"%s\":%s", i ? "," : "", m[i].key, num);
+    }
 }
 
 static FILE *open_in(const char *dir, const char *name, char *err, size_t errlen) {
@@ -582,16 +639,38 @@ int train_run(const job_t *job, const char *out_dir, int progress, train_result_
 
         double true_ret = tr->it_episodes ? tr->it_true_sum / tr->it_episodes : NAN;
         double learned_ret = tr->it_episodes && tr->rm ? tr->it_learned_sum / tr->it_episodes : NAN;
-        fprintf(metrics,
-                "{\"iteration\":%d,\"env_steps\":%lld,\"labels\":%d,\"labels_used\":%d,\"asked\":%d,"
-                "\"rm_val_acc\":%.4f,\"rm_train_acc\":%.4f,\"rm_loss\":%.5f,\"r_absorbing\":%.4f,"
-                "\"true_return\":%.4f,\"learned_return\":%.4f,\"episodes\":%d,"
-                "\"entropy\":%.5f,\"approx_kl\":%.6f,\"clip_frac\":%.4f,\"pg_loss\":%.5f,\"v_loss\":%.5f,"
-                "\"lr\":%.6g,\"t_rollout\":%.4f,\"t_reward\":%.4f,\"t_ppo\":%.4f,\"wall_s\":%.3f}\n",
-                it, tr->env_steps, tr->answered, tr->n_labels, asked, tr->fit.val_acc, tr->fit.train_acc,
-                tr->fit.loss, tr->abs_n, isnan(true_ret) ? -1e9 : true_ret, isnan(learned_ret) ? 0 : learned_ret,
-                tr->it_episodes, ps.entropy, ps.approx_kl, ps.clip_frac, ps.pg_loss, ps.v_loss, lr, t_roll,
-                t_reward, t_ppo, now_s() - t0);
+        /* Figures that do not exist yet (no episode ended, no reward model)
+         * are null, never a sentinel number. */
+        int no_rm = !tr->rm || tr->n_labels == 0;
+        const struct metric m[] = {
+            {"iteration", it},
+            {"env_steps", (double)tr->env_steps},
+            {"labels", tr->answered},
+            {"labels_used", tr->n_labels},
+            {"asked", asked},
+            {"rm_val_acc", no_rm || tr->fit.val_acc < 0 ? NAN : tr->fit.val_acc},
+            {"rm_train_acc", no_rm ? NAN : tr->fit.train_acc},
+            {"rm_loss", no_rm ? NAN : tr->fit.loss},
+            {"r_absorbing", no_rm ? NAN : tr->abs_n},
+            {"reward_corr", no_rm ? NAN : tr->reward_corr},
+            {"true_return", true_ret},
+            {"learned_return", learned_ret},
+            {"episodes", tr->it_episodes},
+            {"entropy", ps.entropy},
+            {"approx_kl", ps.approx_kl},
+            {"clip_frac", ps.clip_frac},
+            {"pg_loss", ps.pg_loss},
+            {"v_loss", ps.v_loss},
+            {"grad_norm", ps.grad_norm},
+            {"lr", lr},
+            {"t_rollout", t_roll},
+            {"t_reward", t_reward},
+            {"t_ppo", t_ppo},
+            {"wall_s", now_s() - t0},
+        };
+        fputc('{', metrics);
+        write_metrics(metrics, m, sizeof m / sizeof m[0]);
+        fputs("}\n", metrics);
         double now = now_s();
         if (progress && (now - last_print > 0.25 || it == iterations - 1)) {
             last_print = now;
@@ -608,20 +687,32 @@ int train_run(const job_t *job, const char *out_dir, int progress, train_result_
     if (progress == 2) fprintf(stderr, "\n");
     fclose(metrics);
 
-    double mean, std;
-    evaluate(tr, job->run.eval_episodes, &mean, &std);
+    double mean = NAN, std = NAN;
+    if (job->run.eval_episodes > 0) evaluate(tr, job->run.eval_episodes, &mean, &std);
     double wall = now_s() - t0;
     FILE *sum = open_in(out_dir, "summary.json", err, errlen);
     if (!sum) {
         trainer_destroy(&tr);
         return -1;
     }
-    fprintf(sum,
-            "{\"env\":\"%s\",\"feedback\":\"%s\",\"seed\":%llu,\"labels\":%d,\"labels_used\":%d,"
-            "\"env_steps\":%lld,\"wall_s\":%.3f,\"true_return_mean\":%.4f,\"true_return_std\":%.4f,"
-            "\"eval_episodes\":%d,\"rm_val_acc\":%.4f,\"blas_core\":\"%s\"}\n",
-            job->env.id, tr->rm ? "teacher" : "true-reward", (unsigned long long)job->run.seed, tr->answered,
-            tr->n_labels, tr->env_steps, wall, mean, std, job->run.eval_episodes, tr->fit.val_acc, "");
+    fprintf(sum, "{\"env\":");
+    json_write_string(sum, job->env.id, strlen(job->env.id));
+    fprintf(sum, ",\"feedback\":\"%s\",\"seed\":%llu,\"blas_core\":", tr->rm ? "teacher" : "true-reward",
+            (unsigned long long)job->run.seed);
+    json_write_string(sum, blas_corename(), strlen(blas_corename()));
+    fputc(',', sum);
+    const struct metric m[] = {
+        {"labels", tr->answered},
+        {"labels_used", tr->n_labels},
+        {"env_steps", (double)tr->env_steps},
+        {"wall_s", wall},
+        {"true_return_mean", mean},
+        {"true_return_std", std},
+        {"eval_episodes", job->run.eval_episodes},
+        {"rm_val_acc", tr->rm && tr->fit.val_acc >= 0 ? tr->fit.val_acc : NAN},
+    };
+    write_metrics(sum, m, sizeof m / sizeof m[0]);
+    fputs("}\n", sum);
     fclose(sum);
     if (res) {
         res->true_return_mean = mean;

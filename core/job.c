@@ -119,7 +119,6 @@ static const job_key_t keys[] = {
     U64(run, seed, "1", "seed of every random stream"),
     STR(run, out, "", "run directory; empty: runs/<env>-<seed>-<time>"),
     INT(run, eval_episodes, 0, 1000000, "100", "deterministic evaluation episodes at the end"),
-    INT(run, checkpoint_every, 0, INF, "0", "checkpoint every this many iterations; 0 = only at the end"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

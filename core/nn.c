@@ -225,3 +225,17 @@ double nn_clip_grad_norm(float *grads, size_t n, double max_norm) {
 }
 
 void nn_zero(float *x, size_t n) { memset(x, 0, sizeof(float) * n); }
+
+void dist_shard(const dist_t *d, int n, int *lo, int *hi) {
+    if (!d || d->size <= 1) {
+        *lo = 0;
+        *hi = n;
+        return;
+    }
+    *lo = (int)((long long)n * d->rank / d->size);
+    *hi = (int)((long long)n * (d->rank + 1) / d->size);
+}
+
+void dist_sum(const dist_t *d, float *buf, size_t n) {
+    if (d && d->size > 1 && d->sum) d->sum(buf, n, d->arg);
+}

@@ -31,7 +31,7 @@ policy_t *policy_new(int obs_dim, const env_space_t *space, const int *hidden, i
     size_t n_std = p->discrete ? 0 : (size_t)p->n_out;
     p->n_params = n_pi + n_vf + n_std;
     p->params = callocCheck(p->n_params, sizeof(float));
-    p->grads = callocCheck(p->n_params, sizeof(float));
+    p->grads = callocCheck(p->n_params + NN_STAT_SLOTS, sizeof(float));
     mlp_bind(&p->pi, pi_sizes, pi_layers, act, p->params, p->grads);
     mlp_bind(&p->vf, vf_sizes, vf_layers, act, p->params + n_pi, p->grads + n_pi);
     /* The usual PPO initialisation: sqrt(2) hidden, 0.01 policy output (near

@@ -66,20 +66,27 @@ void ppo_compute_gae(ppo_buffer_t *b, double gamma, double lambda) {
 }
 
 double ppo_minibatch_loss(policy_t *p, const float *obs, const float *act, const float *old_logp,
-                          const float *adv, const float *ret, int M, double clip, double ent_coef, double vf_coef,
-                          int grad, ppo_stats_t *st) {
-    float *scratch = mallocCheck(sizeof(float) * (size_t)M * 6);
-    float *logp = scratch, *ent = scratch + M, *val = scratch + 2 * M;
-    float *dlogp = scratch + 3 * M, *dent = scratch + 4 * M, *dval = scratch + 5 * M;
+                          const float *adv, const float *ret, int M, int lo, int hi, double clip, double ent_coef,
+                          double vf_coef, int grad, ppo_stats_t *st) {
+    /* Advantages are normalised over the whole minibatch, which every
+     * replica holds; only rows [lo, hi) go through the networks. */
     double am = 0, as = 0;
     for (int i = 0; i < M; i++) am += adv[i];
     am /= M;
     for (int i = 0; i < M; i++) as += (adv[i] - am) * (adv[i] - am);
     as = sqrt(as / M) + 1e-8;
-
-    policy_evaluate(p, obs, act, M, logp, ent, val);
+    int n = hi - lo;
+    obs += (size_t)lo * p->obs_dim;
+    act += (size_t)lo * p->act_dim;
+    old_logp += lo;
+    adv += lo;
+    ret += lo;
+    float *scratch = mallocCheck(sizeof(float) * (size_t)(n > 0 ? n : 1) * 6);
+    float *logp = scratch, *ent = scratch + n, *val = scratch + 2 * n;
+    float *dlogp = scratch + 3 * n, *dent = scratch + 4 * n, *dval = scratch + 5 * n;
     double pg = 0, vl = 0, en = 0, kl = 0, cf = 0;
-    for (int i = 0; i < M; i++) {
+    if (n > 0) policy_evaluate(p, obs, act, n, logp, ent, val);
+    for (int i = 0; i < n; i++) {
         double A = (adv[i] - am) / as;
         double logratio = (double)logp[i] - old_logp[i];
         double ratio = exp(logratio);
@@ -96,7 +103,7 @@ double ppo_minibatch_loss(policy_t *p, const float *obs, const float *act, const
         kl += (ratio - 1) - logratio;     // the low-variance estimator (Schulman)
         cf += fabs(ratio - 1) > clip;
     }
-    if (grad) policy_backward(p, dlogp, dent, dval);
+    if (grad && n > 0) policy_backward(p, dlogp, dent, dval);
     pg /= M;
     vl /= M;
     en /= M;
@@ -112,7 +119,7 @@ double ppo_minibatch_loss(policy_t *p, const float *obs, const float *act, const
 }
 
 void ppo_update(policy_t *p, adam_t *opt, ppo_buffer_t *b, const job_t *job, double lr, rng_t *rng,
-                ppo_stats_t *st) {
+                const dist_t *dist, ppo_stats_t *st) {
     int total = b->T * b->N, M = job->ppo.minibatch;
     if (M > total) M = total;
     int n_mb = total / M;
@@ -122,17 +129,21 @@ void ppo_update(policy_t *p, adam_t *opt, ppo_buffer_t *b, const job_t *job, dou
     float *act = mallocCheck(sizeof(float) * (size_t)M * act_dim);
     float *cols = mallocCheck(sizeof(float) * (size_t)M * 3);
     float *old_logp = cols, *adv = cols + M, *ret = cols + 2 * M;
+    float *stat = p->grads + p->n_params;   // the step's statistics ride in the gradient reduction
+    int lo, hi;
+    dist_shard(dist, M, &lo, &hi);
     for (int i = 0; i < total; i++) idx[i] = i;
     memset(st, 0, sizeof *st);
     long long n_updates = 0;
 
     for (int epoch = 0; epoch < job->ppo.epochs; epoch++) {
+        /* Every replica draws the same permutation: same seed, same calls. */
         for (int i = total - 1; i > 0; i--) {   // Fisher-Yates shuffle
             int j = rng_int(rng, i + 1), t = idx[i];
             idx[i] = idx[j];
             idx[j] = t;
         }
-        double kl_before = st->approx_kl;
+        double epoch_kl = 0;
         for (int mb = 0; mb < n_mb; mb++) {
             const int *ix = idx + (size_t)mb * M;
             for (int i = 0; i < M; i++) {
@@ -143,16 +154,29 @@ void ppo_update(policy_t *p, adam_t *opt, ppo_buffer_t *b, const job_t *job, dou
                 adv[i] = b->adv[k];
                 ret[i] = b->ret[k];
             }
-            nn_zero(p->grads, p->n_params);
-            ppo_minibatch_loss(p, obs, act, old_logp, adv, ret, M, job->ppo.clip, job->ppo.ent_coef,
-                               job->ppo.vf_coef, 1, st);
+            nn_zero(p->grads, p->n_params + NN_STAT_SLOTS);
+            ppo_stats_t mbst = {0};
+            ppo_minibatch_loss(p, obs, act, old_logp, adv, ret, M, lo, hi, job->ppo.clip, job->ppo.ent_coef,
+                               job->ppo.vf_coef, 1, &mbst);
+            stat[0] = (float)mbst.pg_loss;
+            stat[1] = (float)mbst.v_loss;
+            stat[2] = (float)mbst.entropy;
+            stat[3] = (float)mbst.approx_kl;
+            stat[4] = (float)mbst.clip_frac;
+            dist_sum(dist, p->grads, p->n_params + NN_STAT_SLOTS);
+            st->pg_loss += stat[0];
+            st->v_loss += stat[1];
+            st->entropy += stat[2];
+            st->approx_kl += stat[3];
+            st->clip_frac += stat[4];
+            epoch_kl += stat[3];
             st->grad_norm += nn_clip_grad_norm(p->grads, p->n_params, job->ppo.max_grad_norm);
             adam_step(opt, p->params, p->grads, lr, 0.0);
             n_updates++;
         }
         st->epochs = epoch + 1;
-        double epoch_kl = (st->approx_kl - kl_before) / n_mb;
-        if (job->ppo.target_kl > 0 && epoch_kl > 1.5 * job->ppo.target_kl) break;
+        /* The KL is summed over replicas above, so they all stop together. */
+        if (job->ppo.target_kl > 0 && epoch_kl / n_mb > 1.5 * job->ppo.target_kl) break;
     }
     if (n_updates > 0) {
         st->pg_loss /= n_updates;

@@ -34,7 +34,7 @@ reward_model_t *reward_new(int obs_dim, const env_space_t *space, const job_t *j
     rm->per_member = mlp_count(sizes, L);
     rm->n_params = rm->per_member * rm->K;
     rm->params = callocCheck(rm->n_params, sizeof(float));
-    rm->grads = callocCheck(rm->n_params, sizeof(float));
+    rm->grads = callocCheck(rm->n_params + NN_STAT_SLOTS, sizeof(float));
     nn_act_t act = job->reward.activation == ACT_RELU ? NN_RELU : NN_TANH;
     for (int k = 0; k < rm->K; k++) {
         mlp_bind(&rm->m[k], sizes, L, act, rm->params + k * rm->per_member, rm->grads + k * rm->per_member);
@@ -181,8 +181,9 @@ static double label_loss(const reward_model_t *rm, const label_t *lb, int T, con
 }
 
 double reward_member_loss(reward_model_t *rm, int m, const segstore_t *s, const label_t *labels,
-                          const int *idx, int n, int grad) {
+                          const int *idx, int n, int denom, int grad) {
     int T = s->T;
+    if (n <= 0) return 0;
     int n_segs = 0;
     for (int i = 0; i < n; i++) n_segs += labels[idx[i]].k;
     int *segs = mallocCheck(sizeof(int) * n_segs);
@@ -203,7 +204,7 @@ double reward_member_loss(reward_model_t *rm, int m, const segstore_t *s, const 
         loss += label_loss(rm, lb, T, S, dS);
         if (grad)
             for (int j = 0; j < lb->k; j++)
-                for (int t = 0; t < T; t++) dr[(size_t)(c + j) * T + t] = (float)(dS[j] / n);
+                for (int t = 0; t < T; t++) dr[(size_t)(c + j) * T + t] = (float)(dS[j] / denom);
         c += lb->k;
     }
     if (grad) {
@@ -211,7 +212,7 @@ double reward_member_loss(reward_model_t *rm, int m, const segstore_t *s, const 
         free(dr);
     }
     free(segs);
-    return loss / n;
+    return loss / denom;
 }
 
 /* Counts ordered comparisons member m gets right on the labels idx:
@@ -255,7 +256,7 @@ static void refit_normaliser(reward_model_t *rm, const segstore_t *s) {
 }
 
 void reward_fit(reward_model_t *rm, const segstore_t *s, const label_t *labels, int n_labels, rng_t *rng,
-                reward_fit_stats_t *st) {
+                const dist_t *dist, reward_fit_stats_t *st) {
     memset(st, 0, sizeof *st);
     st->val_acc = -1;
     if (n_labels == 0) return;
@@ -282,10 +283,16 @@ void reward_fit(reward_model_t *rm, const segstore_t *s, const label_t *labels, 
             }
         }
         for (int mb = 0; mb < n_mb; mb++) {
-            nn_zero(rm->grads, rm->n_params);
-            int lo = mb * B, n = n_labels - lo < B ? n_labels - lo : B;
+            nn_zero(rm->grads, rm->n_params + NN_STAT_SLOTS);
+            int first = mb * B, n = n_labels - first < B ? n_labels - first : B, lo, hi;
+            dist_shard(dist, n, &lo, &hi);   // this replica's labels of the minibatch
+            double loss = 0;
             for (int k = 0; k < K; k++)
-                epoch_loss += reward_member_loss(rm, k, s, labels, sample + (size_t)k * n_labels + lo, n, 1) * n;
+                loss += reward_member_loss(rm, k, s, labels, sample + (size_t)k * n_labels + first + lo, hi - lo, n,
+                                           1) * n;
+            rm->grads[rm->n_params] = (float)loss;
+            dist_sum(dist, rm->grads, rm->n_params + NN_STAT_SLOTS);
+            epoch_loss += rm->grads[rm->n_params];
             adam_step(&rm->adam, rm->params, rm->grads, rm->lr, rm->weight_decay);
         }
         st->loss = epoch_loss / ((double)n_labels * K);

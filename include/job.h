@@ -82,7 +82,6 @@ typedef struct {
         uint64_t seed;              /* run.seed */
         char out[JOB_STR * 4];      /* run.out: run directory; "" = runs/<env>-<seed>-<time> */
         int eval_episodes;          /* run.eval_episodes: deterministic evaluation at the end */
-        int checkpoint_every;       /* run.checkpoint_every: iterations; 0 = only at the end */
     } run;
 } job_t;
 

@@ -74,6 +74,28 @@ void adam_step(adam_t *a, float *params, const float *grads, double lr, double w
 
 /* Scales grads so their global L2 norm is at most max_norm (max_norm <= 0:
  * no clipping). Returns the norm before clipping. */
+/* Data parallelism: this process is `rank` of `size` replicas, and sum()
+ * adds a buffer element-wise over all of them, in place (the MPI learner's
+ * MPI_Allreduce). A NULL dist_t, or sum NULL, means alone. Each replica
+ * computes the gradient of its shard of every minibatch, scaled by the
+ * whole minibatch's size, so the sum is the full gradient and every replica
+ * takes the same optimiser step. */
+typedef struct {
+    int rank, size;
+    void (*sum)(float *buf, size_t n, void *arg);
+    void *arg;
+} dist_t;
+
+/* [lo, hi) of n items for this replica (everything when alone). */
+void dist_shard(const dist_t *d, int n, int *lo, int *hi);
+/* Sums buf over replicas; a no-op when alone. */
+void dist_sum(const dist_t *d, float *buf, size_t n);
+
+/* Gradient buffers carry this many spare floats after the parameters' n: a
+ * step's statistics ride along in the same reduction, so one step is one
+ * MPI_Allreduce. */
+#define NN_STAT_SLOTS 8
+
 double nn_clip_grad_norm(float *grads, size_t n, double max_norm);
 void nn_zero(float *x, size_t n);
 

@@ -28,7 +28,7 @@ typedef struct {
     int act_dim;        /* floats per stored action: 1 or n_out */
     mlp_t pi, vf;
     float *log_std, *dlog_std;      /* (n_out), Gaussian only; into params/grads */
-    float *params, *grads;
+    float *params, *grads;  /* grads has NN_STAT_SLOTS spare floats after n_params */
     size_t n_params;
     int norm_obs;
     runstat_t obs_stat;

@@ -45,15 +45,19 @@ void ppo_compute_gae(ppo_buffer_t *b, double gamma, double lambda);
 
 /* The PPO loss of one minibatch of M samples: clipped surrogate on
  * per-minibatch normalised advantages, plus vf_coef * mean squared value
- * error, minus ent_coef * mean entropy. With grad, accumulates its gradient
- * into p->grads. Adds the minibatch's figures into st when not NULL. */
+ * error, minus ent_coef * mean entropy. Only rows [lo, hi) are evaluated
+ * (a replica's shard; 0, M alone), each weighted 1/M, so the shards' losses
+ * and gradients add up to the minibatch's. With grad, accumulates the
+ * gradient into p->grads. Adds the shard's figures into st when not NULL. */
 double ppo_minibatch_loss(policy_t *p, const float *obs, const float *act, const float *old_logp,
-                          const float *adv, const float *ret, int M, double clip, double ent_coef, double vf_coef,
-                          int grad, ppo_stats_t *st);
+                          const float *adv, const float *ret, int M, int lo, int hi, double clip, double ent_coef,
+                          double vf_coef, int grad, ppo_stats_t *st);
 
 /* One PPO update over the buffer with the job's [ppo] settings, at learning
- * rate lr. Uses rng to shuffle minibatches. */
+ * rate lr. Uses rng to shuffle minibatches (replicas share the seed). With
+ * dist, each replica computes its shard and one reduction per step sums the
+ * gradients and the statistics. */
 void ppo_update(policy_t *p, adam_t *opt, ppo_buffer_t *b, const job_t *job, double lr, rng_t *rng,
-                ppo_stats_t *stats);
+                const dist_t *dist, ppo_stats_t *stats);
 
 #endif

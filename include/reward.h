@@ -35,7 +35,7 @@ typedef struct {
     int in_dim;                     /* obs_dim + action encoding + 1 (absorbing) */
     double act_lo[ENV_MAX_DIM], act_hi[ENV_MAX_DIM];
     mlp_t m[REWARD_MAX_MEMBERS];
-    float *params, *grads;
+    float *params, *grads;          /* grads has NN_STAT_SLOTS spare floats */
     size_t n_params, per_member;
     adam_t adam;
     runstat_t obs_stat;             /* input normalisation, refit on every fit */
@@ -66,13 +66,16 @@ void reward_predict(reward_model_t *rm, const float *obs, const float *act, cons
 void reward_segment_scores(reward_model_t *rm, const segstore_t *s, const int *segs, int n_segs,
                            float *out);
 
-/* Trains for the configured epochs on the labels. */
+/* Trains for the configured epochs on the labels. With dist, each replica
+ * computes its shard of every minibatch and one reduction per step sums the
+ * gradients (and the loss); replicas share the rng's seed. */
 void reward_fit(reward_model_t *rm, const segstore_t *s, const label_t *labels, int n_labels,
-                rng_t *rng, reward_fit_stats_t *stats);
+                rng_t *rng, const dist_t *dist, reward_fit_stats_t *stats);
 
-/* Loss of member m on the given labels and, when grad is set, accumulates
- * its gradient into rm->grads (for tests and reward_fit). */
+/* Loss of member m on the n labels idx[0..n), each weighted 1/denom (the
+ * whole minibatch's size, when this is a shard of it); when grad is set,
+ * accumulates the gradient into rm->grads. */
 double reward_member_loss(reward_model_t *rm, int m, const segstore_t *s, const label_t *labels,
-                          const int *idx, int n, int grad);
+                          const int *idx, int n, int denom, int grad);
 
 #endif

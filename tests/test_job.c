@@ -78,7 +78,6 @@ static void test_defaults(void **state) {
     assert_true(job.run.seed == 1);
     assert_string_equal(job.run.out, "");
     assert_int_equal(job.run.eval_episodes, 100);
-    assert_int_equal(job.run.checkpoint_every, 0);
 }
 
 static void test_load_good(void **state) {
@@ -393,7 +392,6 @@ static const char *const every_key[] = {
     "run.seed=18446744073709551615",
     "run.out=runs/a b/c",
     "run.eval_episodes=0",
-    "run.checkpoint_every=25",
 };
 #define N_EVERY (sizeof every_key / sizeof every_key[0])
 

@@ -224,7 +224,7 @@ typedef struct {
 
 static double ppo_loss(void *v) {
     ppo_ctx *k = v;
-    return ppo_minibatch_loss(k->p, k->obs, k->act, k->old, k->adv, k->ret, k->M, 0.2, 0.01, 0.5, 0, NULL);
+    return ppo_minibatch_loss(k->p, k->obs, k->act, k->old, k->adv, k->ret, k->M, 0, k->M, 0.2, 0.01, 0.5, 0, NULL);
 }
 
 static void test_ppo_loss_gradient(void **state) {
@@ -249,9 +249,23 @@ static void test_ppo_loss_gradient(void **state) {
         }
         ppo_ctx ctx = {p, obs, act, old, adv, ret, M};
         nn_zero(p->grads, p->n_params);
-        ppo_minibatch_loss(p, obs, act, old, adv, ret, M, 0.2, 0.01, 0.5, 1, NULL);
+        ppo_minibatch_loss(p, obs, act, old, adv, ret, M, 0, M, 0.2, 0.01, 0.5, 1, NULL);
         gradcheck(discrete ? "ppo loss, categorical" : "ppo loss, gaussian", p->params, p->grads, p->n_params,
                   ppo_loss, &ctx, 200, &rng);
+        /* Three replicas' shards add up to the whole minibatch's gradient. */
+        float *full = malloc(sizeof(float) * p->n_params), *sum = calloc(p->n_params, sizeof(float));
+        memcpy(full, p->grads, sizeof(float) * p->n_params);
+        for (int r = 0; r < 3; r++) {
+            dist_t d = {.rank = r, .size = 3};
+            int lo, hi;
+            dist_shard(&d, M, &lo, &hi);
+            nn_zero(p->grads, p->n_params);
+            ppo_minibatch_loss(p, obs, act, old, adv, ret, M, lo, hi, 0.2, 0.01, 0.5, 1, NULL);
+            for (size_t i = 0; i < p->n_params; i++) sum[i] += p->grads[i];
+        }
+        for (size_t i = 0; i < p->n_params; i++) assert_true(fabsf(sum[i] - full[i]) <= 1e-5f + 1e-4f * fabsf(full[i]));
+        free(full);
+        free(sum);
         policy_destroy(&p);
     }
 }
@@ -289,7 +303,7 @@ typedef struct {
 
 static double rm_loss(void *v) {
     rm_ctx *k = v;
-    return reward_member_loss(k->rm, 1, k->s, k->labels, k->idx, k->n, 0);
+    return reward_member_loss(k->rm, 1, k->s, k->labels, k->idx, k->n, k->n, 0);
 }
 
 static void test_reward_loss_gradients(void **state) {
@@ -326,7 +340,7 @@ static void test_reward_loss_gradients(void **state) {
     for (size_t i = 0; i < rm->n_params; i++) rm->params[i] += 0.2f * (float)rng_normal(&rng);
     rm_ctx ctx = {rm, s, labels, idx, 5};
     nn_zero(rm->grads, rm->n_params);
-    reward_member_loss(rm, 1, s, labels, idx, 5, 1);
+    reward_member_loss(rm, 1, s, labels, idx, 5, 5, 1);
     /* Only member 1's block has a gradient. */
     for (size_t i = 0; i < rm->per_member; i++) assert_true(rm->grads[i] == 0.0f);
     float *p1 = rm->params + rm->per_member, *g1 = rm->grads + rm->per_member;

@@ -1,0 +1,158 @@
+/* episodes.c - see episodes.h. */
+#include "episodes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef struct {
+    int len, terminated;
+    float *obs, *act, *r;   /* (len, obs_dim), (len, act_dim), (len) */
+} episode_t;
+
+typedef struct {
+    uint64_t source;
+    int N;
+    episode_t *cur;         /* (N) in progress */
+} stream_t;
+
+struct episodes {
+    int obs_dim, act_dim, max_len, cap;
+    episode_t *ring;
+    int n, head;
+    stream_t *streams;
+    int n_streams;
+};
+
+static void episode_alloc(episode_t *ep, const episodes_t *e) {
+    memset(ep, 0, sizeof *ep);
+    ep->obs = mallocCheck(sizeof(float) * (size_t)e->max_len * e->obs_dim);
+    ep->act = mallocCheck(sizeof(float) * (size_t)e->max_len * e->act_dim);
+    ep->r = mallocCheck(sizeof(float) * (size_t)e->max_len);
+}
+
+static void episode_free(episode_t *ep) {
+    free(ep->obs);
+    free(ep->act);
+    free(ep->r);
+    memset(ep, 0, sizeof *ep);
+}
+
+episodes_t *episodes_new(int obs_dim, int act_dim, int max_len, int capacity) {
+    episodes_t *e = callocCheck(1, sizeof *e);
+    e->obs_dim = obs_dim;
+    e->act_dim = act_dim;
+    e->max_len = max_len > 0 ? max_len : 1;
+    e->cap = capacity > 0 ? capacity : 1;
+    e->ring = callocCheck(e->cap, sizeof(episode_t));
+    return e;
+}
+
+void episodes_destroy(episodes_t **self_p) {
+    episodes_t *e = *self_p;
+    if (!e) return;
+    for (int i = 0; i < e->cap; i++) episode_free(&e->ring[i]);
+    for (int s = 0; s < e->n_streams; s++) {
+        for (int n = 0; n < e->streams[s].N; n++) episode_free(&e->streams[s].cur[n]);
+        free(e->streams[s].cur);
+    }
+    free(e->streams);
+    free(e->ring);
+    free(e);
+    *self_p = NULL;
+}
+
+static stream_t *stream_for(episodes_t *e, uint64_t source, int N) {
+    for (int s = 0; s < e->n_streams; s++)
+        if (e->streams[s].source == source && e->streams[s].N == N) return &e->streams[s];
+    episodes_drop_source(e, source);    // a source that changed shape starts over
+    e->streams = reallocCheck(e->streams, sizeof(stream_t) * (e->n_streams + 1));
+    stream_t *st = &e->streams[e->n_streams++];
+    st->source = source;
+    st->N = N;
+    st->cur = callocCheck(N, sizeof(episode_t));
+    for (int n = 0; n < N; n++) episode_alloc(&st->cur[n], e);
+    return st;
+}
+
+void episodes_drop_source(episodes_t *e, uint64_t source) {
+    for (int s = 0; s < e->n_streams; s++) {
+        if (e->streams[s].source != source) continue;
+        for (int n = 0; n < e->streams[s].N; n++) episode_free(&e->streams[s].cur[n]);
+        free(e->streams[s].cur);
+        e->streams[s] = e->streams[--e->n_streams];
+        return;
+    }
+}
+
+int episodes_count(const episodes_t *e) { return e->n; }
+
+void episodes_add(episodes_t *e, uint64_t source, const traj_t *b) {
+    stream_t *st = stream_for(e, source, b->N);
+    int od = e->obs_dim, ad = e->act_dim;
+    for (int t = 0; t < b->T; t++)
+        for (int n = 0; n < b->N; n++) {
+            size_t k = (size_t)t * b->N + n;
+            episode_t *ep = &st->cur[n];
+            if (ep->len < e->max_len) {     // a longer episode than the limit keeps its start
+                memcpy(ep->obs + (size_t)ep->len * od, b->obs + k * od, sizeof(float) * od);
+                memcpy(ep->act + (size_t)ep->len * ad, b->act + k * ad, sizeof(float) * ad);
+                ep->r[ep->len++] = b->true_r[k];
+            }
+            if (!b->done[k]) continue;
+            /* The finished episode moves into the ring; the stream gets the
+             * slot's old buffers back for its next episode. */
+            episode_t old = e->ring[e->head];
+            ep->terminated = b->terminated[k];
+            e->ring[e->head] = *ep;
+            e->head = (e->head + 1) % e->cap;
+            if (e->n < e->cap) e->n++;
+            if (old.obs) {
+                *ep = old;
+                ep->len = 0;
+            } else {
+                episode_alloc(ep, e);
+            }
+        }
+}
+
+/* Steps a segment of T may start at in an episode. */
+static int starts(const episode_t *ep, int T) {
+    if (ep->terminated) return ep->len;
+    return ep->len >= T ? ep->len - T + 1 : 0;
+}
+
+int episodes_cut(episodes_t *e, int T, rng_t *rng, float *obs, float *act, float *r, uint8_t *absorbing) {
+    long long total = 0;
+    for (int i = 0; i < e->n; i++) total += starts(&e->ring[i], T);
+    if (total == 0) return -1;
+    long long pick = (long long)(rng_uniform(rng) * (double)total);
+    const episode_t *ep = NULL;
+    int start = 0;
+    for (int i = 0; i < e->n; i++) {
+        ep = &e->ring[i];
+        long long c = starts(ep, T);
+        if (pick < c) {
+            start = (int)pick;
+            break;
+        }
+        pick -= c;
+    }
+    int od = e->obs_dim, ad = e->act_dim;
+    for (int t = 0; t < T; t++) {
+        int k = start + t;
+        if (k < ep->len) {
+            memcpy(obs + (size_t)t * od, ep->obs + (size_t)k * od, sizeof(float) * od);
+            memcpy(act + (size_t)t * ad, ep->act + (size_t)k * ad, sizeof(float) * ad);
+            r[t] = ep->r[k];
+            absorbing[t] = 0;
+        } else {
+            memset(obs + (size_t)t * od, 0, sizeof(float) * od);
+            memset(act + (size_t)t * ad, 0, sizeof(float) * ad);
+            r[t] = 0;
+            absorbing[t] = 1;
+        }
+    }
+    return 0;
+}

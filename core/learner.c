@@ -1,0 +1,214 @@
+/* learner.c - see learner.h. */
+#include "learner.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+learner_t *learner_new(const job_t *job, char *err, size_t errlen) {
+    const env_class_t *cls = env_find(job->env.id);
+    if (!cls) {
+        env_t *probe = env_new(job->env.id, 0, err, errlen);   // for its error text
+        env_destroy(&probe);
+        return NULL;
+    }
+    learner_t *l = callocCheck(1, sizeof *l);
+    l->job = job;
+    l->cls = cls;
+    l->obs_dim = cls->obs_dim;
+    l->act_dim = cls->act.discrete ? 1 : cls->act.n;
+    rng_t root, init;
+    rng_seed(&root, job->run.seed);
+    rng_split(&root, 1, &init);
+    rng_split(&root, 3, &l->rng_ppo);
+    rng_split(&root, 6, &l->rng_reward);
+    l->policy = policy_new(l->obs_dim, &cls->act, job->policy.hidden, job->policy.n_hidden,
+                           job->policy.activation == ACT_RELU ? NN_RELU : NN_TANH, job->policy.log_std_init,
+                           job->ppo.norm_obs, &init);
+    adam_init(&l->opt, l->policy->n_params);
+    l->opt.eps = 1e-5;     /* PPO's usual Adam epsilon */
+    if (job->feedback.mode != FEEDBACK_TRUE_REWARD) {
+        l->rm = reward_new(l->obs_dim, &cls->act, job, &init);
+        l->segs = segstore_new(job->feedback.segment_len, l->obs_dim, l->act_dim);
+    }
+    l->r_scale = 1;
+    l->reward_corr = NAN;
+    l->learned_return = NAN;
+    l->dist.size = 1;
+    l->buf = ppo_buffer_new(job->ppo.n_steps, job->env.n_envs, l->obs_dim, l->act_dim);
+    l->learned = callocCheck((size_t)job->ppo.n_steps * job->env.n_envs, sizeof(float));
+    l->ep_learned = callocCheck(job->env.n_envs, sizeof(double));
+    return l;
+}
+
+void learner_destroy(learner_t **self_p) {
+    learner_t *l = *self_p;
+    if (!l) return;
+    policy_destroy(&l->policy);
+    adam_free(&l->opt);
+    reward_destroy(&l->rm);
+    segstore_destroy(&l->segs);
+    free(l->labels);
+    ppo_buffer_destroy(&l->buf);
+    free(l->learned);
+    free(l->ep_learned);
+    free(l);
+    *self_p = NULL;
+}
+
+void learner_add_label(learner_t *l, const label_t *label, const segstore_t *src) {
+    if (l->n_labels == l->cap_labels) {
+        l->cap_labels = l->cap_labels ? 2 * l->cap_labels : 256;
+        l->labels = reallocCheck(l->labels, sizeof(label_t) * l->cap_labels);
+    }
+    label_t lb = *label;
+    for (int j = 0; j < lb.k; j++) {
+        int c = label->seg[j];
+        lb.seg[j] = segstore_add(l->segs, segstore_obs(src, c), segstore_act(src, c), segstore_true_r(src, c),
+                                 segstore_absorbing(src, c));
+    }
+    l->labels[l->n_labels++] = lb;
+}
+
+/* The learned reward is normalised before RL, refit with the model, over
+ * the steps of the labelled segments (the data the model was fit on spans
+ * good and bad behaviour, so the scale stays put as the policy improves,
+ * where a rollout batch's own spread shrinks to noise once every episode
+ * survives):
+ *  - when the labelled segments contain the absorbing state (the
+ *    environment can terminate), the absorbing state's reward is the zero
+ *    and the unit is the root mean square of the live steps' reward about
+ *    it. A termination then needs no bootstrap (the absorbing state pays 0
+ *    for ever), and a live step pays more than ending exactly when the
+ *    model says it is better than ending: ending is never rewarded for its
+ *    own sake, and values stay on the scale of the true-reward problem;
+ *  - otherwise zero mean and unit standard deviation. */
+static void refit_reward_normalisation(learner_t *l) {
+    int T = l->segs->T;
+    size_t n = (size_t)l->segs->n * T;
+    float *r = mallocCheck(sizeof(float) * (n ? n : 1));
+    reward_predict(l->rm, l->segs->obs, l->segs->act, l->segs->absorbing, (int)n, l->act_dim, r, NULL);
+    size_t live = 0, absorbing = 0;
+    double m = 0, m2 = 0, r_abs = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (l->segs->absorbing[i]) {
+            r_abs = r[i];   // every absorbing step has the same features
+            absorbing++;
+            continue;
+        }
+        m += r[i];
+        m2 += (double)r[i] * r[i];
+        live++;
+    }
+    if (live == 0) live = 1;
+    m /= live;
+    if (absorbing) {
+        l->r_zero = r_abs;
+        l->r_scale = sqrt(fmax(m2 / live - 2 * r_abs * m + r_abs * r_abs, 1e-12));
+    } else {
+        l->r_zero = m;
+        l->r_scale = sqrt(fmax(m2 / live - m * m, 1e-12));
+    }
+    free(r);
+}
+
+void learner_fit_reward(learner_t *l) {
+    if (!l->rm || l->n_labels == 0) return;
+    reward_fit(l->rm, l->segs, l->labels, l->n_labels, &l->rng_reward, &l->dist, &l->fit);
+    refit_reward_normalisation(l);
+    l->fits++;
+}
+
+/* Rewards for the buffer: true, or learned and normalised; and the
+ * bootstrap after each episode end. */
+static void assign_rewards(learner_t *l, const traj_t *b) {
+    ppo_buffer_t *buf = l->buf;
+    size_t n = (size_t)b->T * b->N;
+    double gamma = l->job->ppo.gamma;
+    for (size_t k = 0; k < n; k++) {
+        buf->done[k] = b->done[k];
+        buf->boot[k] = 0;
+        if (b->done[k] && !b->terminated[k]) {
+            /* Time limit: the episode would go on; bootstrap from V(final obs). */
+            float v;
+            policy_value(l->policy, b->final_obsn + k * b->obs_dim, 1, &v);
+            buf->boot[k] = (float)(gamma * v);
+        }
+    }
+    if (!l->rm) {
+        memcpy(buf->reward, b->true_r, sizeof(float) * n);
+        return;
+    }
+    reward_predict(l->rm, b->obs, b->act, NULL, (int)n, l->act_dim, l->learned, NULL);
+    float zero_obs[ENV_MAX_DIM] = {0}, zero_act[ENV_MAX_DIM] = {0}, r_abs;
+    uint8_t one = 1;
+    reward_predict(l->rm, zero_obs, zero_act, &one, 1, l->act_dim, &r_abs, NULL);
+    l->abs_n = (r_abs - l->r_zero) / l->r_scale;
+    /* How well the learned reward tracks the true one on this batch (a
+     * reward-hacking watch where the true reward exists). */
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, ep_sum = 0;
+    int episodes = 0;
+    for (size_t k = 0; k < n; k++) {
+        double x = l->learned[k], y = b->true_r[k];
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        syy += y * y;
+        sxy += x * y;
+    }
+    double cov = sxy / n - sx / n * sy / n, vx = sxx / n - sx / n * sx / n, vy = syy / n - sy / n * sy / n;
+    l->reward_corr = vx > 1e-12 && vy > 1e-12 ? cov / sqrt(vx * vy) : NAN;
+    for (size_t k = 0; k < n; k++) {
+        buf->reward[k] = (float)((l->learned[k] - l->r_zero) / l->r_scale);
+        int env = (int)(k % b->N);
+        l->ep_learned[env] += l->learned[k];
+        if (b->done[k]) {
+            ep_sum += l->ep_learned[env];
+            episodes++;
+            l->ep_learned[env] = 0;
+            /* A termination enters the absorbing state for ever: its value
+             * is 0 when the labelled data contained it (abs_n == 0). */
+            if (b->terminated[k]) buf->boot[k] = (float)(gamma * l->abs_n / (1 - gamma));
+        }
+    }
+    l->learned_return = episodes ? ep_sum / episodes : NAN;
+}
+
+void learner_update(learner_t *l, const traj_t *b, double lr, ppo_stats_t *st) {
+    ppo_buffer_t *buf = l->buf;
+    size_t n = (size_t)b->T * b->N;
+    if (l->policy->norm_obs) runstat_update(&l->policy->obs_stat, b->obs, (int)n);
+    memcpy(buf->obs, b->obsn, sizeof(float) * n * b->obs_dim);
+    memcpy(buf->act, b->act, sizeof(float) * n * b->act_dim);
+    memcpy(buf->logp, b->logp, sizeof(float) * n);
+    policy_value(l->policy, b->obsn, (int)n, buf->value);
+    policy_value(l->policy, b->last_obsn, b->N, buf->last_value);
+    assign_rewards(l, b);
+    ppo_compute_gae(buf, l->job->ppo.gamma, l->job->ppo.lambda);
+    ppo_update(l->policy, &l->opt, buf, l->job, lr, &l->rng_ppo, &l->dist, st);
+    l->policy_version++;
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+uint64_t learner_hash(const learner_t *l) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = fnv(h, l->policy->params, sizeof(float) * l->policy->n_params);
+    h = fnv(h, l->opt.m, sizeof(float) * l->opt.n);
+    h = fnv(h, l->opt.v, sizeof(float) * l->opt.n);
+    h = fnv(h, &l->policy->obs_stat, sizeof l->policy->obs_stat);
+    if (l->rm) {
+        h = fnv(h, l->rm->params, sizeof(float) * l->rm->n_params);
+        h = fnv(h, l->rm->adam.m, sizeof(float) * l->rm->adam.n);
+    }
+    return h;
+}

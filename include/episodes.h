@@ -1,0 +1,37 @@
+/* episodes.h - the recent episodes that segments are cut from.
+ *
+ * Trajectory batches arrive per source (a rollout worker, or the single
+ * process's actor); each source's N environments are followed across
+ * batches, and an episode that ends moves into a ring of the most recent
+ * episodes. Segments are cut from the ring; a segment from a terminated
+ * episode may run on into the absorbing state, one from a truncated episode
+ * never runs past its last step (see docs/learning.md). */
+#ifndef RLHF_EPISODES_H
+#define RLHF_EPISODES_H
+
+#include <stdint.h>
+
+#include "actor.h"
+#include "rng.h"
+
+typedef struct episodes episodes_t;
+
+/* capacity: episodes kept; max_len: the environment's time limit. */
+episodes_t *episodes_new(int obs_dim, int act_dim, int max_len, int capacity);
+void episodes_destroy(episodes_t **self_p);
+
+/* Follows source's environments through the batch b. */
+void episodes_add(episodes_t *e, uint64_t source, const traj_t *b);
+
+/* Forgets a source's episodes in progress (a rollout worker that left). */
+void episodes_drop_source(episodes_t *e, uint64_t source);
+
+/* Episodes in the ring. */
+int episodes_count(const episodes_t *e);
+
+/* Cuts a random segment of T steps into obs (T, obs_dim), act (T, act_dim),
+ * r (T) and absorbing (T); starts are uniform over the eligible steps.
+ * Returns 0, or -1 when no episode is eligible yet. */
+int episodes_cut(episodes_t *e, int T, rng_t *rng, float *obs, float *act, float *r, uint8_t *absorbing);
+
+#endif

@@ -119,3 +119,74 @@ void actor_run(actor_t *a, policy_t *p, rng_t *rng, traj_t *b) {
     }
     policy_observe(p, a->obs, N, 0, b->last_obsn);
 }
+/* ---- proposed for core/actor.c ---- */
+
+/* The actor's state as bytes (see actor.h):
+ *   u32 N, obs_dim, state_dim, 0
+ *   per environment: state_dim f64 (env_get_state), i64 elapsed, its rng
+ *                    (4 u64, i64 has_spare, f64 spare)
+ *   obs (N * obs_dim f32): the current observations
+ *   ep_return (N f64): the true returns of the episodes in progress */
+size_t actor_state_size(const actor_t *a) {
+    size_t per_env = sizeof(double) * (size_t)a->cls->state_dim + 56;
+    return 16 + (size_t)a->N * per_env + sizeof(float) * (size_t)a->N * a->obs_dim + sizeof(double) * (size_t)a->N;
+}
+
+void actor_save(const actor_t *a, void *buf) {
+    unsigned char *p = buf;
+    int sd = a->cls->state_dim;
+    uint32_t head[4] = {(uint32_t)a->N, (uint32_t)a->obs_dim, (uint32_t)sd, 0};
+    memcpy(p, head, 16);
+    p += 16;
+    double *state = mallocCheck(sizeof(double) * (sd ? sd : 1));
+    for (int n = 0; n < a->N; n++) {
+        const env_t *env = a->envs[n];
+        env_get_state(env, state);
+        memcpy(p, state, sizeof(double) * sd);
+        p += sizeof(double) * sd;
+        int64_t elapsed = env->elapsed, has_spare = env->rng.has_spare;
+        memcpy(p, &elapsed, 8);
+        memcpy(p + 8, env->rng.s, 32);
+        memcpy(p + 40, &has_spare, 8);
+        memcpy(p + 48, &env->rng.spare, 8);
+        p += 56;
+    }
+    free(state);
+    memcpy(p, a->obs, sizeof(float) * (size_t)a->N * a->obs_dim);
+    p += sizeof(float) * (size_t)a->N * a->obs_dim;
+    memcpy(p, a->ep_return, sizeof(double) * a->N);
+}
+
+int actor_load(actor_t *a, const void *buf, size_t n, char *err, size_t errlen) {
+    const unsigned char *p = buf;
+    int sd = a->cls->state_dim;
+    uint32_t head[4] = {0};
+    if (n >= 16) memcpy(head, p, 16);
+    if (n != actor_state_size(a) || head[0] != (uint32_t)a->N || head[1] != (uint32_t)a->obs_dim ||
+        head[2] != (uint32_t)sd) {
+        snprintf(err, errlen, "actor state of %zu bytes for %u environments (observation %u, state %u); this actor "
+                 "has %d (%d, %d)", n, head[0], head[1], head[2], a->N, a->obs_dim, sd);
+        return -1;
+    }
+    p += 16;
+    double *state = mallocCheck(sizeof(double) * (sd ? sd : 1));
+    for (int i = 0; i < a->N; i++) {
+        env_t *env = a->envs[i];
+        memcpy(state, p, sizeof(double) * sd);
+        env_set_state(env, state, a->next);     // next is scratch: the observations come back below
+        p += sizeof(double) * sd;
+        int64_t elapsed, has_spare;
+        memcpy(&elapsed, p, 8);
+        memcpy(env->rng.s, p + 8, 32);
+        memcpy(&has_spare, p + 40, 8);
+        memcpy(&env->rng.spare, p + 48, 8);
+        env->elapsed = (int)elapsed;            // after set_state, which zeroes it
+        env->rng.has_spare = (int)has_spare;
+        p += 56;
+    }
+    free(state);
+    memcpy(a->obs, p, sizeof(float) * (size_t)a->N * a->obs_dim);
+    p += sizeof(float) * (size_t)a->N * a->obs_dim;
+    memcpy(a->ep_return, p, sizeof(double) * a->N);
+    return 0;
+}

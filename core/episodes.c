@@ -156,3 +156,118 @@ int episodes_cut(episodes_t *e, int T, rng_t *rng, float *obs, float *act, float
     }
     return 0;
 }
+/* ---- proposed for core/episodes.c ---- */
+
+/* The ring and the episodes in progress as bytes (see episodes.h):
+ *   u32 obs_dim, act_dim, max_len, cap, n, head, n_streams, 0
+ *   ring slots 0..n-1: an episode each
+ *   per stream: u64 source, u32 N, u32 0, then N episodes in progress
+ * an episode: u32 len, u32 terminated, obs (len * obs_dim f32),
+ *             act (len * act_dim f32), r (len f32) */
+static size_t episode_bytes(const episodes_t *e, const episode_t *ep) {
+    return 8 + sizeof(float) * (size_t)ep->len * (e->obs_dim + e->act_dim + 1);
+}
+
+size_t episodes_state_size(const episodes_t *e) {
+    size_t n = 32;
+    for (int i = 0; i < e->n; i++) n += episode_bytes(e, &e->ring[i]);
+    for (int s = 0; s < e->n_streams; s++) {
+        n += 16;
+        for (int k = 0; k < e->streams[s].N; k++) n += episode_bytes(e, &e->streams[s].cur[k]);
+    }
+    return n;
+}
+
+static unsigned char *episode_put(const episodes_t *e, const episode_t *ep, unsigned char *p) {
+    uint32_t h[2] = {(uint32_t)ep->len, (uint32_t)ep->terminated};
+    size_t len = ep->len;
+    memcpy(p, h, 8);
+    p += 8;
+    memcpy(p, ep->obs, sizeof(float) * len * e->obs_dim);
+    p += sizeof(float) * len * e->obs_dim;
+    memcpy(p, ep->act, sizeof(float) * len * e->act_dim);
+    p += sizeof(float) * len * e->act_dim;
+    memcpy(p, ep->r, sizeof(float) * len);
+    return p + sizeof(float) * len;
+}
+
+void episodes_save(const episodes_t *e, void *buf) {
+    unsigned char *p = buf;
+    uint32_t h[8] = {(uint32_t)e->obs_dim, (uint32_t)e->act_dim, (uint32_t)e->max_len, (uint32_t)e->cap,
+                     (uint32_t)e->n, (uint32_t)e->head, (uint32_t)e->n_streams, 0};
+    memcpy(p, h, 32);
+    p += 32;
+    for (int i = 0; i < e->n; i++) p = episode_put(e, &e->ring[i], p);
+    for (int s = 0; s < e->n_streams; s++) {
+        const stream_t *st = &e->streams[s];
+        uint32_t n[2] = {(uint32_t)st->N, 0};
+        memcpy(p, &st->source, 8);
+        memcpy(p + 8, n, 8);
+        p += 16;
+        for (int k = 0; k < st->N; k++) p = episode_put(e, &st->cur[k], p);
+    }
+}
+
+/* Reads one episode into ep (allocated when empty); NULL when it does not fit. */
+static const unsigned char *episode_get(const episodes_t *e, episode_t *ep, const unsigned char *p,
+                                        const unsigned char *end) {
+    uint32_t h[2];
+    if (end - p < 8) return NULL;
+    memcpy(h, p, 8);
+    p += 8;
+    size_t len = h[0], bytes = sizeof(float) * len * (e->obs_dim + e->act_dim + 1);
+    if (len > (size_t)e->max_len || (size_t)(end - p) < bytes) return NULL;
+    if (!ep->obs) episode_alloc(ep, e);
+    ep->len = (int)len;
+    ep->terminated = (int)h[1];
+    memcpy(ep->obs, p, sizeof(float) * len * e->obs_dim);
+    p += sizeof(float) * len * e->obs_dim;
+    memcpy(ep->act, p, sizeof(float) * len * e->act_dim);
+    p += sizeof(float) * len * e->act_dim;
+    memcpy(ep->r, p, sizeof(float) * len);
+    return p + sizeof(float) * len;
+}
+
+int episodes_load(episodes_t *e, const void *buf, size_t n, char *err, size_t errlen) {
+    const unsigned char *p = buf, *end = p + n;
+    uint32_t h[8] = {0};
+    if (n >= 32) memcpy(h, p, 32);
+    if (n < 32 || h[0] != (uint32_t)e->obs_dim || h[1] != (uint32_t)e->act_dim || h[2] != (uint32_t)e->max_len ||
+        h[3] != (uint32_t)e->cap || h[4] > h[3] || h[5] >= h[3] || h[6] > 4096) {
+        snprintf(err, errlen, "episode ring state does not fit this ring (dimensions %u/%u, length %u, capacity %u)",
+                 h[0], h[1], h[2], h[3]);
+        return -1;
+    }
+    p += 32;
+    /* Start over: no streams, every ring slot empty (buffers kept). */
+    while (e->n_streams > 0) episodes_drop_source(e, e->streams[0].source);
+    for (int i = 0; i < e->cap; i++) e->ring[i].len = 0;
+    e->n = (int)h[4];
+    e->head = (int)h[5];
+    for (int i = 0; i < e->n && p; i++) p = episode_get(e, &e->ring[i], p, end);
+    for (uint32_t s = 0; s < h[6] && p; s++) {
+        uint64_t source;
+        uint32_t m[2];
+        if (end - p < 16) {
+            p = NULL;
+            break;
+        }
+        memcpy(&source, p, 8);
+        memcpy(m, p + 8, 8);
+        p += 16;
+        if (m[0] == 0 || m[0] > 1u << 20) {
+            p = NULL;
+            break;
+        }
+        stream_t *st = stream_for(e, source, (int)m[0]);
+        for (int k = 0; k < st->N && p; k++) p = episode_get(e, &st->cur[k], p, end);
+    }
+    if (!p || p != end) {
+        snprintf(err, errlen, "episode ring state is malformed");
+        e->n = 0;
+        e->head = 0;
+        while (e->n_streams > 0) episodes_drop_source(e, e->streams[0].source);
+        return -1;
+    }
+    return 0;
+}

@@ -52,4 +52,15 @@ const env_class_t *actor_env_class(const actor_t *a);
  * carry over from one call to the next. */
 void actor_run(actor_t *a, policy_t *p, rng_t *rng, traj_t *b);
 
+/* The actor's state, for a checkpoint: every environment's state
+ * (env_get_state), elapsed steps and rng, the current observations and the
+ * returns of the episodes in progress; actor_state_size() bytes. A run
+ * restored with actor_load() acts exactly as the saved one would have. */
+size_t actor_state_size(const actor_t *a);
+void actor_save(const actor_t *a, void *buf);
+/* Returns 0, or -1 with err when buf is not the state of an actor of this
+ * shape (environments, dimensions). */
+int actor_load(actor_t *a, const void *buf, size_t n, char *err, size_t errlen);
+
+
 #endif

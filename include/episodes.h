@@ -34,4 +34,12 @@ int episodes_count(const episodes_t *e);
  * Returns 0, or -1 when no episode is eligible yet. */
 int episodes_cut(episodes_t *e, int T, rng_t *rng, float *obs, float *act, float *r, uint8_t *absorbing);
 
+/* The ring and every source's episodes in progress, for a checkpoint;
+ * episodes_state_size() bytes. */
+size_t episodes_state_size(const episodes_t *e);
+void episodes_save(const episodes_t *e, void *buf);
+/* Replaces e's contents. Returns 0, or -1 with err (e then empty) when buf
+ * does not fit a ring of e's dimensions and capacity. */
+int episodes_load(episodes_t *e, const void *buf, size_t n, char *err, size_t errlen);
+
 #endif

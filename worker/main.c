@@ -1,12 +1,596 @@
-/* worker/main.c - rlhf-worker (filled in by the distributed-runtime work). */
+/* main.c - rlhf-worker: the MPI learner.
+ *
+ *   mpirun -np L rlhf-worker JOB.ini --local [--out DIR] [--seed N]
+ *          [--set section.key=value]... [--feedback teacher|true-reward]
+ *          [--resume] [--checkpoint-every N] [--hash-every K]
+ *
+ * L ranks, data parallel: every rank holds a whole learner (policy, value
+ * function, reward-model ensemble, labels); each computes its shard of every
+ * minibatch and the ranks sum gradients and step statistics with ONE
+ * MPI_Allreduce per optimiser step (mpi_dist.c). Rank 0 alone obtains the
+ * data from a feed (feed.h: with --local, the actor, episodes, query
+ * selection and scripted teacher of `rlhf train` in this process; later the
+ * coordinator) and shares each iteration's trajectory batch and new labels
+ * with every rank (share.c), so the replicas stay bitwise identical. Every
+ * K iterations, before each checkpoint and at the end they prove it: an
+ * MPI_Allgather of learner_hash(); a mismatch logs every rank's hash and
+ * aborts the job with status 3.
+ *
+ * Run directory (rank 0 writes it; `rlhf train`'s format): config.ini,
+ * metrics.jsonl (train's keys plus ranks, allreduce_s, allreduce_n,
+ * t_share, t_step), summary.json (train's keys plus ranks, iterations,
+ * replica_hash_checks, learner_hash, resumed_from), checkpoint.bin.
+ *
+ * Checkpoints (checkpoint.h) every N iterations (default 100; 0: never
+ * periodically), at the end, and on SIGTERM or SIGINT: the handler only
+ * sets a flag; at the top of every iteration the ranks take the maximum of
+ * their flags with an MPI_Allreduce, so all stop after the same iteration;
+ * rank 0 writes the checkpoint and every rank exits 128 + the signal (143
+ * for SIGTERM). Signal the ranks themselves (Slurm's scancel does): mpirun,
+ * when signalled, forwards SIGTERM but exits at once and kills the ranks
+ * odls_base_sigkill_timeout (1 s) later. --resume: rank 0 reads
+ * DIR/checkpoint.bin and broadcasts it, every rank restores from the same
+ * bytes, and the run goes on with continuous counters; metrics.jsonl is cut
+ * back to the checkpoint's iteration first (metrics are fsync'd before each
+ * checkpoint, so no line before it is ever missing).
+ *
+ * Exit status: 0 done; 1 a run-time failure (I/O); 2 a bad command line,
+ * job or checkpoint; 3 the replicas diverged; 128 + signal after the
+ * checkpoint a signal asked for.
+ *
+ * Testing aid: RLHF_WORKER_TEST_DIVERGE=RANK:ITER perturbs that rank's
+ * policy after that iteration, to exercise the divergence check. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "blas.h"
+#include "checkpoint.h"
+#include "feed.h"
+#include "job.h"
+#include "json.h"
+#include "learner.h"
+#include "mpi_dist.h"
+#include "report.h"
+#include "share.h"
 #include "util.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_INPUT 2
+#define EXIT_DIVERGED 3
+
+typedef struct {
+    int resume, local;
+    long long checkpoint_every, hash_every;
+} opts_t;
+
+typedef struct {
+    job_t job;
+    opts_t opt;
+    int rank, size;
+    mpi_dist_t md;
+    dist_t dist;
+    learner_t *l;
+    feed_t *feed;               /* rank 0 */
+    share_t *share;
+    FILE *metrics;              /* rank 0 */
+    char dir[1200], ckpt_path[1300], metrics_path[1300];
+    long long env_steps;
+    int answered;
+    double t0, wall_before;     /* wall_s = wall_before + now - t0 */
+    int hash_checks;
+    long long resumed_from;     /* -1: a fresh run */
+} worker_t;
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static double wall(const worker_t *w) { return w->wall_before + now_s() - w->t0; }
+
+/* Every rank gets the largest value any rank had: one rank's failure (or
+ * signal) stops them all, after the same iteration. */
+static int agree_max(int v) {
+    int all;
+    mpiCheck(MPI_Allreduce(&v, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    return all;
+}
+
+static int usage(int rank, FILE *f) {
+    if (rank == 0)
+        fprintf(f, "usage: mpirun -np L rlhf-worker JOB.ini --local [--out DIR] [--seed N] [--set section.key=value]...\n"
+                   "                  [--feedback teacher|true-reward] [--resume] [--checkpoint-every N] [--hash-every K]\n");
+    return EXIT_INPUT;
+}
+
+static int parse_count(const char *opt, const char *val, long long *out, int rank) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || end == val || *end || v < 0) {
+        if (rank == 0) fprintf(stderr, "rlhf-worker: %s: expected a whole number >= 0, got '%s'\n", opt, val);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The command line, as `rlhf train` reads it (the job file first, so that
+ * options override it wherever they appear), plus the worker's own
+ * options. Every rank parses it; rank 0 reports. Returns 0 or EXIT_INPUT. */
+static int parse_args(int argc, char **argv, worker_t *w) {
+    char err[4096];
+    const char *path = NULL;
+    job_t *job = &w->job;
+    opts_t *o = &w->opt;
+    o->checkpoint_every = 100;
+    o->hash_every = 10;
+    job_defaults(job);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(w->rank, stdout);
+            return -1;
+        }
+        if (strcmp(a, "--resume") == 0 || strcmp(a, "--local") == 0) continue;
+        if (a[0] == '-' && a[1] == '-') {
+            i++;
+            continue;
+        }
+        if (path) {
+            if (w->rank == 0) fprintf(stderr, "rlhf-worker: more than one job file ('%s', '%s')\n", path, a);
+            return EXIT_INPUT;
+        }
+        path = a;
+    }
+    if (!path) {
+        if (w->rank == 0) fprintf(stderr, "rlhf-worker: no job file given\n");
+        return usage(w->rank, stderr);
+    }
+    if (job_load(job, path, err, sizeof err) != 0) {
+        if (w->rank == 0) fprintf(stderr, "rlhf-worker: %s\n", err);
+        return EXIT_INPUT;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (opt[0] != '-' || opt[1] != '-') continue;
+        if (strcmp(opt, "--resume") == 0) {
+            o->resume = 1;
+            continue;
+        }
+        if (strcmp(opt, "--local") == 0) {
+            o->local = 1;
+            continue;
+        }
+        const char *val = i + 1 < argc ? argv[++i] : NULL;
+        if (!val) {
+            if (w->rank == 0) fprintf(stderr, "rlhf-worker: %s needs a value\n", opt);
+            return EXIT_INPUT;
+        }
+        char assign[1200];
+        if (strcmp(opt, "--checkpoint-every") == 0) {
+            if (parse_count(opt, val, &o->checkpoint_every, w->rank) != 0) return EXIT_INPUT;
+            continue;
+        }
+        if (strcmp(opt, "--hash-every") == 0) {
+            if (parse_count(opt, val, &o->hash_every, w->rank) != 0) return EXIT_INPUT;
+            continue;
+        }
+        if (strcmp(opt, "--seed") == 0)
+            snprintf(assign, sizeof assign, "run.seed=%s", val);
+        else if (strcmp(opt, "--out") == 0)
+            snprintf(assign, sizeof assign, "run.out=%s", val);
+        else if (strcmp(opt, "--feedback") == 0)
+            snprintf(assign, sizeof assign, "feedback.mode=%s", val);
+        else if (strcmp(opt, "--set") == 0)
+            snprintf(assign, sizeof assign, "%s", val);
+        else {
+            if (w->rank == 0) fprintf(stderr, "rlhf-worker: unknown option '%s'\n", opt);
+            return usage(w->rank, stderr);
+        }
+        if (job_set(job, assign, err, sizeof err) != 0) {
+            if (w->rank == 0) {
+                if (strcmp(opt, "--set") == 0)
+                    fprintf(stderr, "rlhf-worker: %s\n", err);
+                else
+                    fprintf(stderr, "rlhf-worker: %s %s: %s\n", opt, val, err);
+            }
+            return EXIT_INPUT;
+        }
+    }
+    if (job_validate(job, err, sizeof err) != 0) {
+        if (w->rank == 0) fprintf(stderr, "rlhf-worker: %s: %s\n", path, err);
+        return EXIT_INPUT;
+    }
+    if (!o->local) {
+        if (w->rank == 0)
+            fprintf(stderr, "rlhf-worker: the coordinator feed is not built yet; run with --local (rank 0 acts, "
+                            "selects queries and lets the scripted teacher answer)\n");
+        return EXIT_INPUT;
+    }
+    if (o->resume && !job->run.out[0]) {
+        if (w->rank == 0) fprintf(stderr, "rlhf-worker: --resume needs the run directory: --out DIR\n");
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
+/* All ranks: the replicas must be bitwise identical. On a mismatch rank 0
+ * logs every rank's hash and the job aborts with EXIT_DIVERGED. */
+static void hash_check(worker_t *w, long long iteration) {
+    uint64_t h = learner_hash(w->l);
+    uint64_t *all = mallocCheck(sizeof(uint64_t) * w->size);
+    mpiCheck(MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD));
+    w->hash_checks++;
+    int same = 1;
+    for (int r = 1; r < w->size; r++) same &= all[r] == all[0];
+    if (!same) {
+        if (w->rank == 0) {
+            log_error("REPLICAS DIVERGED after %lld iterations: their learner hashes differ", iteration);
+            for (int r = 0; r < w->size; r++)
+                log_error("  rank %d: learner_hash %016" PRIx64 "%s", r, all[r], all[r] == all[0] ? "" : "  <- differs");
+            fflush(stderr);
+            MPI_Abort(MPI_COMM_WORLD, EXIT_DIVERGED);
+        }
+        sleep(2);   // leave rank 0 the time to say why
+        MPI_Abort(MPI_COMM_WORLD, EXIT_DIVERGED);
+    }
+    free(all);
+}
+
+/* Checkpoint after `iteration` iterations: replicas checked first (a
+ * diverged state is never saved), metrics made durable, then rank 0 writes.
+ * Returns 0, or -1 (rank 0: the write failed; logged). */
+static int checkpoint(worker_t *w, long long iteration) {
+    hash_check(w, iteration);
+    if (w->rank != 0) return 0;
+    double ts = now_s();
+    if (fflush(w->metrics) != 0 || fsync(fileno(w->metrics)) != 0) {
+        log_error("cannot sync %s: %s", w->metrics_path, strerror(errno));
+        return -1;
+    }
+    checkpoint_loop_t loop = {0};
+    w->feed->save(w->feed, &loop);
+    loop.iteration = iteration;
+    loop.wall_s = wall(w);
+    char err[4096];
+    int rc = checkpoint_save(w->ckpt_path, w->l, &loop, err, sizeof err);
+    free(loop.extra);
+    if (rc != 0)
+        log_error("%s", err);
+    else
+        log_info("checkpoint after %lld iterations: %s (%.3f s)", iteration, w->ckpt_path, now_s() - ts);
+    return rc;
+}
+
+/* Rank 0: the run directory and its config.ini. */
+static int open_run_dir(worker_t *w, char *err, size_t errlen) {
+    if (w->job.run.out[0]) {
+        snprintf(w->dir, sizeof w->dir, "%s", w->job.run.out);
+    } else {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(w->dir, sizeof w->dir, "runs/%s-s%llu-%s", w->job.env.id, (unsigned long long)w->job.run.seed, stamp);
+    }
+    snprintf(w->ckpt_path, sizeof w->ckpt_path, "%s/checkpoint.bin", w->dir);
+    snprintf(w->metrics_path, sizeof w->metrics_path, "%s/metrics.jsonl", w->dir);
+    if (mkdir_p(w->dir) != 0) {
+        snprintf(err, errlen, "cannot create run directory %s: %s", w->dir, strerror(errno));
+        return -1;
+    }
+    char *text = NULL, path[1300];
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    if (!f) {
+        snprintf(err, errlen, "open_memstream: %s", strerror(errno));
+        return -1;
+    }
+    job_write(&w->job, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/config.ini", w->dir);
+    int rc = write_file_atomic(path, text, n);
+    free(text);
+    if (rc != 0) snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return rc;
+}
+
+/* All ranks: restore from DIR/checkpoint.bin, which rank 0 reads and
+ * broadcasts. Returns the iteration to go on from, or -1 (rank 0 has said
+ * why). */
+static long long resume(worker_t *w) {
+    char err[4096] = "";
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (w->rank == 0) rc = checkpoint_read_file(w->ckpt_path, &buf, &len, err, sizeof err) != 0;
+    uint64_t n = len;
+    mpiCheck(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (rc) {
+        if (w->rank == 0) log_error("cannot resume: %s", err);
+        return -1;
+    }
+    mpiCheck(MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD));
+    if (w->rank != 0) buf = mallocCheck(n ? n : 1);
+    mpi_bcast_bytes(buf, n, 0, MPI_COMM_WORLD);
+    checkpoint_loop_t loop = {0};
+    char why[1536];
+    rc = checkpoint_decode(w->l, buf, n, &loop, why, sizeof why) != 0;
+    free(buf);
+    if (rc) snprintf(err, sizeof err, "%s: %s", w->ckpt_path, why);
+    if (!rc && w->rank == 0 && w->feed->restore(w->feed, &loop, why, sizeof why) != 0) {
+        snprintf(err, sizeof err, "%s: %s", w->ckpt_path, why);
+        rc = 1;
+    }
+    long long kept = 0;
+    if (!rc && w->rank == 0 && report_metrics_truncate(w->metrics_path, loop.iteration, &kept, err, sizeof err) != 0)
+        rc = 1;
+    free(loop.extra);
+    if (agree_max(rc)) {
+        if (w->rank == 0) log_error("cannot resume: %s", err);
+        return -1;
+    }
+    w->env_steps = loop.env_steps;
+    w->answered = loop.answered;
+    w->wall_before = loop.wall_s;
+    w->resumed_from = loop.iteration;
+    if (w->rank == 0)
+        log_info("resumed from %s after %lld iterations (%lld env steps, %d labels answered)", w->ckpt_path,
+                 loop.iteration, loop.env_steps, loop.answered);
+    hash_check(w, loop.iteration);
+    return loop.iteration;
+}
+
+/* Testing aid: RLHF_WORKER_TEST_DIVERGE=RANK:ITER. */
+static void maybe_diverge(worker_t *w, long long it) {
+    const char *spec = getenv("RLHF_WORKER_TEST_DIVERGE");
+    int rank;
+    long long iter;
+    if (spec && sscanf(spec, "%d:%lld", &rank, &iter) == 2 && rank == w->rank && iter == it) {
+        log_warn("RLHF_WORKER_TEST_DIVERGE: perturbing this replica's policy after iteration %lld", it);
+        w->l->policy->params[0] += 1e-3f;
+    }
+}
+
+static void write_metrics_line(worker_t *w, long long it, const share_hdr_t *hdr, const ppo_stats_t *ps, double lr,
+                               double t_reward, double t_ppo, double t_share, double t_step) {
+    const learner_t *l = w->l;
+    double true_ret = hdr->episodes ? hdr->return_sum / hdr->episodes : NAN;
+    int no_rm = !l->rm || l->n_labels == 0;
+    const metric_t m[] = {
+        {"iteration", (double)it},
+        {"env_steps", (double)hdr->env_steps},
+        {"labels", hdr->answered},
+        {"labels_used", l->n_labels},
+        {"asked", hdr->asked},
+        {"rm_val_acc", no_rm || l->fit.val_acc < 0 ? NAN : l->fit.val_acc},
+        {"rm_train_acc", no_rm ? NAN : l->fit.train_acc},
+        {"rm_loss", no_rm ? NAN : l->fit.loss},
+        {"r_absorbing", no_rm ? NAN : l->abs_n},
+        {"reward_corr", no_rm ? NAN : l->reward_corr},
+        {"true_return", true_ret},
+        {"learned_return", no_rm ? NAN : l->learned_return},
+        {"episodes", hdr->episodes},
+        {"entropy", ps->entropy},
+        {"approx_kl", ps->approx_kl},
+        {"clip_frac", ps->clip_frac},
+        {"pg_loss", ps->pg_loss},
+        {"v_loss", ps->v_loss},
+        {"grad_norm", ps->grad_norm},
+        {"lr", lr},
+        {"t_rollout", hdr->t_rollout},
+        {"t_reward", t_reward},
+        {"t_ppo", t_ppo},
+        {"wall_s", wall(w)},
+        {"ranks", w->size},
+        {"allreduce_s", w->md.seconds},
+        {"allreduce_n", (double)w->md.calls},
+        {"t_share", t_share},
+        {"t_step", t_step},
+    };
+    fputc('{', w->metrics);
+    report_metrics(w->metrics, m, sizeof m / sizeof m[0]);
+    fputs("}\n", w->metrics);
+    fflush(w->metrics);
+}
+
+static int write_summary(worker_t *w, long long iterations, double mean, double std, double allreduce_total) {
+    char path[1300];
+    snprintf(path, sizeof path, "%s/summary.json", w->dir);
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    if (!f) return -1;
+    const learner_t *l = w->l;
+    const job_t *job = &w->job;
+    fprintf(f, "{\"env\":");
+    json_write_string(f, job->env.id, strlen(job->env.id));
+    fprintf(f, ",\"feedback\":\"%s\",\"seed\":%llu,\"blas_core\":", l->rm ? "teacher" : "true-reward",
+            (unsigned long long)job->run.seed);
+    json_write_string(f, blas_corename(), strlen(blas_corename()));
+    fprintf(f, ",\"learner_hash\":\"%016" PRIx64 "\",", learner_hash(l));
+    const metric_t m[] = {
+        {"labels", w->answered},
+        {"labels_used", l->n_labels},
+        {"env_steps", (double)w->env_steps},
+        {"wall_s", wall(w)},
+        {"true_return_mean", mean},
+        {"true_return_std", std},
+        {"eval_episodes", job->run.eval_episodes},
+        {"rm_val_acc", l->rm && l->fit.val_acc >= 0 ? l->fit.val_acc : NAN},
+        {"ranks", w->size},
+        {"iterations", (double)iterations},
+        {"replica_hash_checks", w->hash_checks},
+        {"resumed_from", w->resumed_from >= 0 ? (double)w->resumed_from : NAN},
+        {"allreduce_s", allreduce_total},
+    };
+    report_metrics(f, m, sizeof m / sizeof m[0]);
+    fputs("}\n", f);
+    fclose(f);
+    int rc = write_file_atomic(path, text, n);
+    free(text);
+    return rc;
+}
+
+/* The iterations [start, iterations). Returns the exit status. */
+static int run(worker_t *w, long long start, long long iterations) {
+    const job_t *job = &w->job;
+    learner_t *l = w->l;
+    double last_print = 0, allreduce_total = 0;
+    int stopped = 0, status = SHARE_DATA;
+    long long it;
+    for (it = start; it < iterations; it++) {
+        if ((stopped = agree_max(stop_signal)) != 0) break;
+        double t_step = now_s();
+        mpi_dist_reset(&w->md);
+        share_hdr_t hdr = {0};
+        if (w->rank == 0) {
+            feed_batch_t fb;
+            char err[4096] = "";
+            int rc = w->feed->next(w->feed, l, it, &fb, err, sizeof err);
+            if (rc == 0) {
+                share_pack(w->share, &fb, &hdr);
+            } else {
+                hdr.status = rc == 1 ? SHARE_END : SHARE_ERROR;
+                if (rc < 0) log_error("the %s feed failed: %s", w->feed->name, err);
+            }
+        }
+        double ts = now_s();
+        mpi_bcast_bytes(&hdr, sizeof hdr, 0, MPI_COMM_WORLD);
+        if ((status = hdr.status) != SHARE_DATA) break;
+        share_reserve(w->share, &hdr);
+        mpi_bcast_bytes(w->share->buf, hdr.payload, 0, MPI_COMM_WORLD);
+        if (share_unpack(w->share, &hdr) != 0) {
+            log_error("%s:%d: the shared payload does not match its header", __FILE__, __LINE__);
+            MPI_Abort(MPI_COMM_WORLD, EXIT_RUNTIME);
+        }
+        double t_share = now_s() - ts;
+
+        ts = now_s();
+        for (int i = 0; i < w->share->n_labels; i++) learner_add_label(l, &w->share->labels[i], w->share->segs);
+        if (hdr.refit) learner_fit_reward(l);
+        double t_reward = hdr.t_query + now_s() - ts;
+
+        ts = now_s();
+        double frac = 1.0 - (double)it / iterations;
+        double lr = job->ppo.anneal_lr ? job->ppo.lr * frac : job->ppo.lr;
+        ppo_stats_t ps;
+        learner_update(l, w->share->batch, lr, &ps);
+        double t_ppo = now_s() - ts;
+        maybe_diverge(w, it);
+        w->env_steps = hdr.env_steps;
+        w->answered = hdr.answered;
+        allreduce_total += w->md.seconds;
+
+        if (w->rank == 0) {
+            char err[4096] = "";
+            if (w->feed->publish && w->feed->publish(w->feed, l, err, sizeof err) != 0)
+                log_error("the %s feed cannot publish the weights: %s", w->feed->name, err);
+            write_metrics_line(w, it, &hdr, &ps, lr, t_reward, t_ppo, t_share, now_s() - t_step);
+            double now = now_s();
+            if (now - last_print > 1.0 || it == iterations - 1) {
+                last_print = now;
+                fprintf(stderr, "iter %lld/%lld  steps %lld  labels %d  rm_acc %.2f  return %.1f  allreduce %.1f ms  %.1fs\n",
+                        it + 1, iterations, w->env_steps, w->answered, l->fit.val_acc,
+                        hdr.episodes ? hdr.return_sum / hdr.episodes : NAN, 1e3 * w->md.seconds, wall(w));
+            }
+        }
+        if (w->opt.hash_every > 0 && (it + 1) % w->opt.hash_every == 0) hash_check(w, it + 1);
+        if (w->opt.checkpoint_every > 0 && (it + 1) % w->opt.checkpoint_every == 0 && it + 1 < iterations)
+            checkpoint(w, it + 1);
+    }
+    if (stopped) {
+        if (w->rank == 0) log_info("signal %d: stopping after %lld iterations", stopped, it);
+        int rc = agree_max(checkpoint(w, it) != 0);
+        return rc ? EXIT_RUNTIME : 128 + stopped;
+    }
+    if (status == SHARE_ERROR) return EXIT_RUNTIME;
+    /* Done (or the feed ended): prove the replicas agree, save, evaluate. */
+    int rc = agree_max(checkpoint(w, it) != 0);
+    if (w->rank != 0) return rc ? EXIT_RUNTIME : 0;
+    double mean = NAN, std = NAN;
+    if (job->run.eval_episodes > 0) report_evaluate(job, l->policy, job->run.eval_episodes, &mean, &std);
+    if (write_summary(w, it, mean, std, allreduce_total) != 0) {
+        log_error("cannot write %s/summary.json", w->dir);
+        return EXIT_RUNTIME;
+    }
+    printf("%s: true return %.1f +- %.1f over %d episodes; %d labels, %lld env steps, %.1f s, %d ranks; "
+           "%s/summary.json\n",
+           job->env.id, mean, std, job->run.eval_episodes, w->answered, w->env_steps, wall(w), w->size, w->dir);
+    return rc ? EXIT_RUNTIME : 0;
+}
 
 int main(int argc, char **argv) {
     blas_setup(argc, argv);
-    log_set_name("rlhf-worker");
-    fprintf(stderr, "rlhf-worker: not yet available in this build; use 'rlhf train'\n");
-    return 2;
+    mpiCheck(MPI_Init(&argc, &argv));
+    static worker_t w;
+    w.resumed_from = -1;
+    w.t0 = now_s();
+    mpi_dist_init(&w.md, MPI_COMM_WORLD, &w.dist);
+    w.rank = w.md.rank;
+    w.size = w.md.size;
+    static char name[64];
+    snprintf(name, sizeof name, "rlhf-worker[%d]", w.rank);
+    log_set_name(name);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    int rc = parse_args(argc, argv, &w);
+    if (rc != 0) {
+        mpiCheck(MPI_Finalize());
+        return rc < 0 ? 0 : rc;     // -1: --help
+    }
+    char err[4096] = "";
+    w.l = learner_new(&w.job, err, sizeof err);
+    if (w.l) w.l->dist = w.dist;
+    int bad = !w.l;
+    if (!bad && w.rank == 0) {
+        w.feed = feed_local_new(&w.job, err, sizeof err);
+        bad = !w.feed || open_run_dir(&w, err, sizeof err) != 0;
+    }
+    if (agree_max(bad)) {
+        if (w.rank == 0) fprintf(stderr, "rlhf-worker: %s\n", err);
+        mpiCheck(MPI_Finalize());
+        return EXIT_INPUT;
+    }
+    w.share = share_new(w.job.ppo.n_steps, w.job.env.n_envs, w.l->obs_dim, w.l->act_dim, w.job.feedback.segment_len);
+    long long per_iter = (long long)w.job.ppo.n_steps * w.job.env.n_envs;
+    long long iterations = (w.job.run.total_steps + per_iter - 1) / per_iter, start = 0;
+    if (w.opt.resume && (start = resume(&w)) < 0) {
+        rc = EXIT_INPUT;
+    } else {
+        if (w.rank == 0) {
+            w.metrics = fopen(w.metrics_path, w.opt.resume ? "a" : "w");
+            if (!w.metrics) log_error("cannot write %s: %s", w.metrics_path, strerror(errno));
+            if (start < iterations)
+                log_info("%d ranks; OpenBLAS kernel %s; run directory %s; iterations %lld..%lld", w.size,
+                         blas_corename(), w.dir, start, iterations - 1);
+            else
+                log_info("%d ranks; run directory %s: all %lld iterations were done; evaluating", w.size, w.dir,
+                         iterations);
+        }
+        if (agree_max(w.rank == 0 && !w.metrics))
+            rc = EXIT_RUNTIME;
+        else
+            rc = run(&w, start, iterations);
+    }
+    if (w.metrics) fclose(w.metrics);
+    share_destroy(&w.share);
+    if (w.feed) w.feed->destroy(&w.feed);
+    learner_destroy(&w.l);
+    mpiCheck(MPI_Finalize());
+    return rc;
 }

@@ -1,4 +1,5 @@
 /* rlhf.c - the user-facing command: dispatches to subcommands. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,7 +10,10 @@
 #include "blas.h"
 #include "env.h"
 #include "job.h"
+#include "labeler.h"
+#include "peer.h"
 #include "train.h"
+#include "transport.h"
 #include "util.h"
 
 static int usage(FILE *f) {
@@ -17,7 +21,11 @@ static int usage(FILE *f) {
             "usage: rlhf COMMAND [ARGS]\n"
             "  train JOB.ini [--seed N] [--out DIR] [--set section.key=value] [--feedback teacher|true-reward]\n"
             "  env replay FILE.jsonl    replay a Gymnasium reference file; exit 0 only if every step matches\n"
-            "  env list                 list the environments\n");
+            "  env list                 list the environments\n"
+            "  label --teacher SPEC --coordinator tcp://HOST:PORT [--id NAME] [--inflight N]\n"
+            "        [--curve-secret PATH.key --curve-server COORDINATOR.pub]\n"
+            "                           answer the coordinator's queries with the scripted teacher\n"
+            "  keygen DIR NAME          write a CURVE key pair DIR/NAME.key, DIR/NAME.pub; prints an allow-list line\n");
     return 2;
 }
 
@@ -132,12 +140,96 @@ static int cmd_train(int argc, char **argv) {
     return 0;
 }
 
+static volatile sig_atomic_t label_stop;
+static void on_label_signal(int sig) {
+    (void)sig;
+    label_stop = 1;
+}
+
+/* rlhf label: a ZeroMQ labeler running the scripted teacher (labeler.h).
+ * Exit 0 after the coordinator's Shutdown or a signal, 1 on an error, 2 on
+ * bad arguments, 3 when the coordinator refuses our CURVE key. */
+static int cmd_label(int argc, char **argv) {
+    const char *endpoint = NULL, *teacher = NULL, *id = NULL, *secret = NULL, *server = NULL;
+    int inflight = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "rlhf label: %s needs a value\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--coordinator") == 0) endpoint = v;
+        else if (strcmp(a, "--teacher") == 0) teacher = v;
+        else if (strcmp(a, "--id") == 0) id = v;
+        else if (strcmp(a, "--curve-secret") == 0) secret = v;
+        else if (strcmp(a, "--curve-server") == 0) server = v;
+        else if (strcmp(a, "--inflight") == 0) {
+            inflight = atoi(v);
+            if (inflight < 1 || inflight > 64) {
+                fprintf(stderr, "rlhf label: --inflight: expected 1..64, got '%s'\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "rlhf label: unknown option '%s'\n", a);
+            return usage(stderr);
+        }
+        i++;
+    }
+    if (!endpoint || !teacher) {
+        fprintf(stderr, "rlhf label: --coordinator and --teacher are required\n");
+        return usage(stderr);
+    }
+    if (!secret != !server) {
+        fprintf(stderr, "rlhf label: CURVE needs both --curve-secret and --curve-server\n");
+        return 2;
+    }
+    char err[1400];
+    transport_keypair_t keys;
+    char server_pub[TRANSPORT_Z85_LEN + 1];
+    if (secret && peer_load_keys(secret, server, &keys, server_pub, err, sizeof err) != 0) {
+        fprintf(stderr, "rlhf label: %s\n", err);
+        return 2;
+    }
+    static char logname[WIRE_MAX_NAME + 16];
+    snprintf(logname, sizeof logname, "rlhf label%s%s", id ? " " : "", id ? id : "");
+    log_set_name(logname);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_label_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    labeler_options_t o = {.endpoint = endpoint,
+                           .peer_id = id,
+                           .teacher = teacher,
+                           .keys = secret ? &keys : NULL,
+                           .server_public_z85 = secret ? server_pub : NULL,
+                           .max_inflight = inflight,
+                           .stop = &label_stop};
+    int rc = labeler_run(&o, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "rlhf label: %s\n", err);
+    return rc;
+}
+
+static int cmd_keygen(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "rlhf keygen: expected DIR NAME\n");
+        return usage(stderr);
+    }
+    char err[512];
+    if (transport_keygen_cmd(argv[1], argv[2], stdout, err, sizeof err) != 0) {
+        fprintf(stderr, "rlhf keygen: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     blas_setup(argc, argv);
     log_set_name("rlhf");
     if (argc < 2) return usage(stderr);
     if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "env") == 0) return cmd_env(argc - 1, argv + 1);
+    if (strcmp(argv[1], "label") == 0) return cmd_label(argc - 1, argv + 1);
+    if (strcmp(argv[1], "keygen") == 0) return cmd_keygen(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) return usage(stdout), 0;
     fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);
     return usage(stderr);

@@ -36,16 +36,6 @@ enum {
     SEC_FEED = TAG('F', 'E', 'E', 'D'),
 };
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-
 static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...) {
     if (!err || errlen == 0) return;

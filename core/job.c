@@ -115,6 +115,15 @@ static const job_key_t keys[] = {
     INT(feedback, rounds, 1, 100000, "16", "labelling rounds after the initial one (the reward model is refit after each)"),
     STR(feedback, teacher, "oracle", "teacher spec (teacher.h); needed when feedback.mode is teacher"),
 
+    INT(coordinator, heartbeat_ms, 10, 3600000, "1000", "heartbeat interval between the coordinator and every peer, ms"),
+    INT(coordinator, liveness, 2, 1000, "3", "heartbeat intervals of silence after which a peer is declared dead"),
+    INT(coordinator, learner_timeout_ms, 100, 86400000, "60000", "silence after which the learner is declared dead, ms (its updates are long)"),
+    INT(coordinator, max_policy_lag, 0, 1000000, "4", "trajectory batches more policy versions behind than this are dropped"),
+    INT(coordinator, lease_ms, 100, 86400000, "30000", "how long a labeler holds a query before it goes back on the queue, ms"),
+    INT(coordinator, learner_queue, 1, 100000, "64", "trajectory batches the coordinator holds for the learner"),
+    INT(coordinator, rollout_credit, 1, 1000, "2", "trajectory batches a rollout worker may have in flight"),
+    INT(coordinator, label_resend_ms, 10, 3600000, "2000", "a labeler resends a label not acknowledged within this, ms"),
+
     LLONG(run, total_steps, 1, 1e15, "100000", "environment steps in the whole run"),
     U64(run, seed, "1", "seed of every random stream"),
     STR(run, out, "", "run directory; empty: runs/<env>-<seed>-<time>"),
@@ -560,13 +569,47 @@ static void read_line(const char *path, int lineno, char *out, size_t n) {
     fclose(f);
 }
 
+static int load_stream(job_t *job, FILE *f, const char *path, char *err, size_t errlen);
+
 int job_load(job_t *job, const char *path, char *err, size_t errlen) {
-    load_t L = {.job = *job, .path = path, .err = err, .errlen = errlen};
-    L.f = fopen(path, "r");
-    if (!L.f) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
         seterr(err, errlen, "%s: cannot open job file: %s", path, strerror(errno));
         return -1;
     }
+    return load_stream(job, f, path, err, errlen);
+}
+
+int job_load_text(job_t *job, const char *text, const char *name, char *err, size_t errlen) {
+    /* fmemopen over the text: the same reader, line numbers and errors as a
+     * file (an empty text is an empty file, which fmemopen refuses). */
+    static const char empty[] = "\n";
+    size_t n = strlen(text);
+    FILE *f = fmemopen((void *)(n ? text : empty), n ? n : 1, "r");
+    if (!f) {
+        seterr(err, errlen, "%s: cannot read job text: %s", name, strerror(errno));
+        return -1;
+    }
+    return load_stream(job, f, name, err, errlen);
+}
+
+char *job_write_text(const job_t *job) {
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    if (!f) {
+        fprintf(stderr, "job_write_text: open_memstream: %s\n", strerror(errno));
+        abort();
+    }
+    job_write(job, f);
+    fclose(f);
+    return text;
+}
+
+/* Closes f. */
+static int load_stream(job_t *job, FILE *f, const char *path, char *err, size_t errlen) {
+    load_t L = {.job = *job, .path = path, .err = err, .errlen = errlen};
+    L.f = f;
     int rc = ini_parse_stream(load_reader, &L, load_handler, &L);
     int read_failed = ferror(L.f);
     int read_errno = errno;

@@ -191,24 +191,40 @@ void learner_update(learner_t *l, const traj_t *b, double lr, ppo_stats_t *st) {
     l->policy_version++;
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+static uint64_t hash_adam(uint64_t h, const adam_t *a) {
+    h = fnv1a(h, a->m, sizeof(float) * a->n);
+    h = fnv1a(h, a->v, sizeof(float) * a->n);
+    return fnv1a(h, &a->t, sizeof a->t);
+}
+
+/* Field by field: struct padding holds whatever was there. */
+static uint64_t hash_runstat(uint64_t h, const runstat_t *s) {
+    h = fnv1a(h, &s->dim, sizeof s->dim);
+    h = fnv1a(h, &s->count, sizeof s->count);
+    h = fnv1a(h, s->mean, sizeof(double) * s->dim);
+    return fnv1a(h, s->var, sizeof(double) * s->dim);
+}
+
+static uint64_t hash_rng(uint64_t h, const rng_t *r) {
+    h = fnv1a(h, r->s, sizeof r->s);
+    h = fnv1a(h, &r->has_spare, sizeof r->has_spare);
+    return fnv1a(h, &r->spare, sizeof r->spare);
 }
 
 uint64_t learner_hash(const learner_t *l) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv(h, l->policy->params, sizeof(float) * l->policy->n_params);
-    h = fnv(h, l->opt.m, sizeof(float) * l->opt.n);
-    h = fnv(h, l->opt.v, sizeof(float) * l->opt.n);
-    h = fnv(h, &l->policy->obs_stat, sizeof l->policy->obs_stat);
+    const int64_t counts[] = {(int64_t)l->policy_version, l->n_labels, l->fits};
+    const double norm[] = {l->r_zero, l->r_scale, l->abs_n};
+    uint64_t h = fnv1a(FNV_OFFSET, counts, sizeof counts);
+    h = fnv1a(h, norm, sizeof norm);
+    h = fnv1a(h, l->policy->params, sizeof(float) * l->policy->n_params);
+    h = hash_adam(h, &l->opt);
+    h = hash_runstat(h, &l->policy->obs_stat);
+    h = hash_rng(h, &l->rng_ppo);
+    h = hash_rng(h, &l->rng_reward);
     if (l->rm) {
-        h = fnv(h, l->rm->params, sizeof(float) * l->rm->n_params);
-        h = fnv(h, l->rm->adam.m, sizeof(float) * l->rm->adam.n);
+        h = fnv1a(h, l->rm->params, sizeof(float) * l->rm->n_params);
+        h = hash_adam(h, &l->rm->adam);
+        h = hash_runstat(h, &l->rm->obs_stat);
     }
     return h;
 }

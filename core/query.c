@@ -6,6 +6,19 @@
 
 #include "util.h"
 
+int query_due(const job_t *job, long long env_steps, long long answered) {
+    const int budget = job->feedback.labels;
+    double until = job->feedback.label_until * (double)job->run.total_steps;
+    double frac = job->feedback.initial_frac +
+                  (1 - job->feedback.initial_frac) * fmin(1.0, (double)env_steps / fmax(until, 1.0));
+    int target = (int)ceil(frac * budget - 1e-9);
+    if (target > budget) target = budget;
+    int due = target - (int)answered;
+    int round = (int)ceil(budget * (1 - job->feedback.initial_frac) / job->feedback.rounds);
+    int ask = due > 0 && (answered == 0 || due >= round || due == budget - answered);
+    return ask ? due : 0;
+}
+
 int query_segments(const job_t *job, int kind) {
     return kind == QUERY_PAIR ? 2 : kind == QUERY_RATING ? 1 : job->feedback.rank_k;
 }

@@ -1172,7 +1172,45 @@ static void read_metadata(zmq_msg_t *m, transport_from_t *from) {
     }
 }
 
+int transport_forward(transport_sock_t *s, const uint8_t *identity, size_t identity_len, zmq_msg_t *frame) {
+    if (s->server && (!identity || identity_len == 0 || identity_len > 255))
+        return send_failed(s, EINVAL, "forward on %s: a server send needs the peer's identity", s->endpoint);
+    if (!s->server && identity)
+        return send_failed(s, EINVAL, "forward to %s: a client send takes no identity", s->endpoint);
+    size_t len = zmq_msg_size(frame);
+    if (len > s->t->opt.max_message)
+        return send_failed(s, EMSGSIZE, "not forwarded: an envelope of %zu bytes is over the %zu-byte message limit",
+                           len, s->t->opt.max_message);
+    char who[600];
+    if (s->server && zmq_send(s->sock, identity, identity_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        transport_identity_str(identity, identity_len, who, sizeof who);
+        if (e == EHOSTUNREACH)
+            return send_failed(s, e, "forward to peer %s not sent: no such peer (disconnected)", who);
+        return send_failed(s, e, "forward to peer %s not sent: %s", who, zmq_strerror(e));
+    }
+    /* A multipart message goes whole or not at all: after the identity
+     * frame was accepted, the body is queued too (same pipe). */
+    if (zmq_msg_send(frame, s->sock, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        return send_failed(s, e, "forward to %s not sent: %s", s->endpoint, zmq_strerror(e));
+    }
+    s->stats.sent++;
+    return 0;
+}
+
+static int recv_impl(transport_sock_t *s, transport_from_t *from, Rlhf__Envelope **env_out, zmq_msg_t *keep);
+
 int transport_recv(transport_sock_t *s, transport_from_t *from, Rlhf__Envelope **env_out) {
+    return recv_impl(s, from, env_out, NULL);
+}
+
+int transport_recv_keep(transport_sock_t *s, transport_from_t *from, Rlhf__Envelope **env_out, zmq_msg_t *frame) {
+    zmq_msg_init(frame);
+    return recv_impl(s, from, env_out, frame);
+}
+
+static int recv_impl(transport_sock_t *s, transport_from_t *from, Rlhf__Envelope **env_out, zmq_msg_t *keep) {
     *env_out = NULL;
     transport_from_t local;
     if (!from) from = &local;
@@ -1234,6 +1272,8 @@ int transport_recv(transport_sock_t *s, transport_from_t *from, Rlhf__Envelope *
         env = wire_decode(zmq_msg_data(&body), body_bytes, max, err, sizeof err);
         if (!env) snprintf(reason, sizeof reason, "bad envelope (%zu bytes): %s", body_bytes, err);
     }
+    if (env && keep)
+        zmq_msg_move(keep, &body);
     zmq_msg_close(&body);
     if (!env) {
         char who[600];

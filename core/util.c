@@ -127,3 +127,12 @@ int mkdir_p(const char *path) {
     if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
     return 0;
 }
+
+uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}

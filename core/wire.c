@@ -283,7 +283,10 @@ static int check_register(vctx_t *v, const char *path, const Rlhf__Register *m, 
     }
     switch (m->kind) {
     case RLHF__PEER_KIND__PEER_ROLLOUT:
-        return need_pos(v, cp, "n_envs", c->has_n_envs, c->n_envs);
+        /* Absent: the worker runs what the job says (it learns the job from
+         * the Welcome this Register asks for). */
+        if (c->has_n_envs && c->n_envs == 0) return fail(v, cp, "n_envs", "must be >= 1");
+        return 0;
     case RLHF__PEER_KIND__PEER_LEARNER:
         return need_pos(v, cp, "n_ranks", c->has_n_ranks, c->n_ranks);
     case RLHF__PEER_KIND__PEER_LABELER:
@@ -365,10 +368,22 @@ static int check_trajectory_batch(vctx_t *v, const char *path, const Rlhf__Traje
         return -1;
     uint64_t tn = (uint64_t)m->steps * m->n_envs; /* two uint32: cannot overflow */
     if (check_len(v, path, "logp", m->n_logp, "steps*n_envs", tn)) return -1;
-    if (check_len(v, path, "values", m->n_values, "steps*n_envs", tn)) return -1;
+    if (check_len_opt(v, path, "values", m->n_values, "steps*n_envs", tn)) return -1;
     if (check_len(v, path, "true_rewards", m->n_true_rewards, "steps*n_envs", tn)) return -1;
     if (check_len(v, path, "dones", m->n_dones, "steps*n_envs", tn)) return -1;
     if (check_len(v, path, "truncated", m->n_truncated, "steps*n_envs", tn)) return -1;
+    /* A time-limit end is an end: truncated without dones would leave the
+     * receiver guessing whether the environment was reset. */
+    uint64_t n_trunc = 0;
+    for (size_t i = 0; i < m->n_truncated; i++) {
+        if (!m->truncated[i]) continue;
+        if (!m->dones[i]) {
+            char ip[PATH_MAX_LEN];
+            subpath(ip, path, "truncated", (long)i);
+            return fail(v, ip, "", "set without dones[%zu]: a time-limit end is an end", i);
+        }
+        n_trunc++;
+    }
     uint32_t rd = m->has_render_dim ? m->render_dim : 0;
     if (product(v, path, "render_states", "steps*n_envs*render_dim", m->steps, m->n_envs, rd, &e)) return -1;
     if (rd == 0 && m->n_render_states != 0)
@@ -377,6 +392,24 @@ static int check_trajectory_batch(vctx_t *v, const char *path, const Rlhf__Traje
     if (check_len_opt(v, path, "last_obs", m->n_last_obs, "n_envs*obs_dim", (uint64_t)m->n_envs * m->obs_dim))
         return -1;
     if (check_len_opt(v, path, "last_values", m->n_last_values, "n_envs", m->n_envs)) return -1;
+    /* The normalised views: all present (a learner trains on them) or all
+     * absent. n_trunc <= steps*n_envs, so its product cannot overflow when
+     * the obs product did not. */
+    if (product(v, path, "obs_norm", "steps*n_envs*obs_dim", m->steps, m->n_envs, m->obs_dim, &e)) return -1;
+    if (m->n_obs_norm != 0) {
+        if (check_len(v, path, "obs_norm", m->n_obs_norm, "steps*n_envs*obs_dim", e)) return -1;
+        if (check_len(v, path, "final_obs_norm", m->n_final_obs_norm, "(steps with truncated set)*obs_dim",
+                      n_trunc * m->obs_dim))
+            return -1;
+        if (check_len(v, path, "last_obs_norm", m->n_last_obs_norm, "n_envs*obs_dim", (uint64_t)m->n_envs * m->obs_dim))
+            return -1;
+    } else {
+        if (m->n_final_obs_norm) return fail(v, path, "final_obs_norm", "set without obs_norm");
+        if (m->n_last_obs_norm) return fail(v, path, "last_obs_norm", "set without obs_norm");
+    }
+    if (m->has_episodes && m->episodes > tn)
+        return fail(v, path, "episodes", "%" PRIu32 " is more than steps*n_envs = %" PRIu64, m->episodes, tn);
+    if (m->has_return_sum && !isfinite(m->return_sum)) return fail(v, path, "return_sum", "not finite");
     return 0;
 }
 
@@ -459,6 +492,16 @@ static int check_label(vctx_t *v, const char *path, const Rlhf__Label *m) {
     if (!pair && m->has_preference) return fail(v, path, "preference", "set on a %s label", kind);
     if (!rating && m->has_rating) return fail(v, path, "rating", "set on a %s label", kind);
     if (!ranking && m->n_ranking) return fail(v, path, "ranking", "set on a %s label", kind);
+    if (m->has_cant_tell && m->cant_tell) {
+        /* "Can't tell" carries no answer: one with an answer is ambiguous. */
+        if (m->has_rating) return fail(v, path, "rating", "set on a can't-tell label");
+        if (m->n_ranking) return fail(v, path, "ranking", "set on a can't-tell label");
+        if (m->has_preference && m->preference != RLHF__PREFERENCE__PREF_CANT_TELL)
+            return fail(v, path, "preference", "%s on a can't-tell label", wire_preference_name(m->preference)
+                                                                                 ? wire_preference_name(m->preference)
+                                                                                 : "invalid");
+        pair = rating = ranking = 0;
+    }
     if (pair && check_enum(v, path, "preference", m->has_preference, (int)m->preference, preference_names))
         return -1;
     if (rating) {
@@ -541,7 +584,8 @@ static int check_labeled_batch(vctx_t *v, const char *path, const Rlhf__LabeledB
         } else if (l->kind != q->kind) {
             rc = fail(v, fp, "kind", "%s, expected query.kind = %s", wire_query_kind_name(l->kind),
                       wire_query_kind_name(q->kind));
-        } else if (l->kind == RLHF__QUERY_KIND__QUERY_RANKING && l->n_ranking != q->k) {
+        } else if (l->kind == RLHF__QUERY_KIND__QUERY_RANKING && !(l->has_cant_tell && l->cant_tell) &&
+                   l->n_ranking != q->k) {
             rc = check_len(v, fp, "ranking", l->n_ranking, "query.k", q->k);
         }
         if (rc) break;

@@ -78,6 +78,16 @@ typedef struct {
         char teacher[JOB_STR];      /* feedback.teacher: teacher spec (see teacher.h) */
     } feedback;
     struct {
+        int heartbeat_ms;           /* coordinator.heartbeat_ms: heartbeat interval, both ways */
+        int liveness;               /* coordinator.liveness: silent intervals before a peer is dead */
+        int learner_timeout_ms;     /* coordinator.learner_timeout_ms: silence before the learner is dead */
+        int max_policy_lag;         /* coordinator.max_policy_lag: older trajectory batches are dropped */
+        int lease_ms;               /* coordinator.lease_ms: a query's lease on its labeler */
+        int learner_queue;          /* coordinator.learner_queue: batches held for the learner */
+        int rollout_credit;         /* coordinator.rollout_credit: batches in flight per rollout worker */
+        int label_resend_ms;        /* coordinator.label_resend_ms: a labeler resends an unacknowledged label */
+    } coordinator;
+    struct {
         long long total_steps;      /* run.total_steps: env steps */
         uint64_t seed;              /* run.seed */
         char out[JOB_STR * 4];      /* run.out: run directory; "" = runs/<env>-<seed>-<time> */
@@ -90,6 +100,14 @@ void job_defaults(job_t *job);
 /* Loads path over the current contents (call job_defaults first). Returns 0,
  * or -1 with err naming the file, line, section and key. */
 int job_load(job_t *job, const char *path, char *err, size_t errlen);
+
+/* Like job_load() from the INI text itself (e.g. a JobConfig that came over
+ * the wire); name stands for the file in errors. */
+int job_load_text(job_t *job, const char *text, const char *name, char *err, size_t errlen);
+
+/* job_write() into a malloc'd NUL-terminated string (the caller frees it):
+ * the text a JobConfig carries. */
+char *job_write_text(const job_t *job);
 
 /* Applies one override "section.key=value". Returns 0 or -1 with err. */
 int job_set(job_t *job, const char *assignment, char *err, size_t errlen);

@@ -69,8 +69,12 @@ void learner_fit_reward(learner_t *l);
  * normalised, or true), GAE, and the update. */
 void learner_update(learner_t *l, const traj_t *b, double lr, ppo_stats_t *st);
 
-/* FNV-1a over every parameter, optimiser moment and statistic, for the
- * replicas' agreement check. */
+/* FNV-1a over the state replicas must agree on, for their agreement check:
+ * parameters, both optimisers (moments and steps), observation statistics,
+ * random streams, reward normalisation, and the update, fit and label
+ * counts. The labelled segments count by number only, to keep it cheap:
+ * they reach every replica in one broadcast, and a label that differed
+ * would show in the reward model's parameters after the next fit. */
 uint64_t learner_hash(const learner_t *l);
 
 #endif

@@ -20,6 +20,14 @@ typedef struct {
     double score;           /* the selection score (disagreement; 0 when random) */
 } query_t;
 
+/* Queries to ask now, by the job's label schedule, after `answered` of
+ * them at env_steps: 0 unless a round is due. The target is initial_frac
+ * of the budget at the start, then linear in env steps up to the whole
+ * budget at label_until; it is asked in rounds (the initial batch, then
+ * about labels / rounds at a time, then the rest), so the reward model is
+ * refit a bounded number of times. */
+int query_due(const job_t *job, long long env_steps, long long answered);
+
 /* Segments a query of this kind shows. */
 int query_segments(const job_t *job, int kind);
 

@@ -1,11 +1,7 @@
-/* train.h - the single-process RLHF loop: rollout, segments, queries,
- * scripted teacher, reward model, PPO; and the run directory it writes.
- *
- * Run directory:
- *   config.ini      the resolved job (job_write), enough to run it again
- *   metrics.jsonl   one JSON object per iteration
- *   summary.json    the final evaluation and totals
- * The loop is deterministic for a job (seed included). */
+/* train.h - the single-process RLHF loop: the local feed (rollout,
+ * segments, queries, scripted teacher) and the learner (reward model, PPO),
+ * writing the run directory of report.h. The loop is deterministic for a
+ * job (seed included). */
 #ifndef RLHF_TRAIN_H
 #define RLHF_TRAIN_H
 

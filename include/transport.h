@@ -284,6 +284,18 @@ typedef struct {
  * On -1/-2 *env_out is NULL. */
 int transport_recv(transport_sock_t *s, transport_from_t *from, Rlhf__Envelope **env_out);
 
+/* transport_recv() that also hands back the envelope's frame, for passing
+ * the message on unchanged with transport_forward() (no re-encoding, no
+ * copy: a router relaying bulk data). On 0, *frame holds the frame and the
+ * caller closes it (zmq_msg_close) unless transport_forward() took it;
+ * otherwise *frame is empty (closing it is harmless). */
+int transport_recv_keep(transport_sock_t *s, transport_from_t *from, Rlhf__Envelope **env_out, zmq_msg_t *frame);
+
+/* Sends a frame from transport_recv_keep() as it is: it was size-checked,
+ * decoded and validated when it arrived. Takes the frame on success (it is
+ * left to the caller on failure). 0, or -1 with errno as transport_send(). */
+int transport_forward(transport_sock_t *s, const uint8_t *identity, size_t identity_len, zmq_msg_t *frame);
+
 /* Formats an identity for logs: hex, "0x00a1..."; printable ids as text. */
 void transport_identity_str(const uint8_t *id, size_t len, char *out, size_t outlen);
 

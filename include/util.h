@@ -7,6 +7,7 @@
 #define RLHF_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 void *malloc_check(size_t n, const char *file, int line);
@@ -38,5 +39,10 @@ int write_file_atomic(const char *path, const void *data, size_t n);
 
 /* mkdir -p. Returns 0 or -1. */
 int mkdir_p(const char *path);
+
+/* 64-bit FNV-1a of n bytes, continuing from h (FNV_OFFSET to start): the
+ * checkpoint's checksum and job hash, learner_hash(). Not cryptographic. */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+uint64_t fnv1a(uint64_t h, const void *data, size_t n);
 
 #endif

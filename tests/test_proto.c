@@ -87,6 +87,9 @@ static Rlhf__Envelope *sample_register(Rlhf__PeerKind kind) {
     m->has_pid = 1, m->pid = 31337;
     m->caps = c;
     m->has_config_hash = 1, m->config_hash = wire_hash64(INI, strlen(INI));
+    m->has_label_cursor = 1, m->label_cursor = 812;
+    m->has_env_steps = 1, m->env_steps = 1ULL << 33;
+    m->has_labels_answered = 1, m->labels_answered = 820;
     e->body_case = RLHF__ENVELOPE__BODY_REGISTER, e->register_ = m;
     return e;
 }
@@ -126,6 +129,8 @@ static Rlhf__Envelope *sample_heartbeat(void) {
     m->has_inflight = 1, m->inflight = 2;
     m->has_policy_version = 1, m->policy_version = 12;
     m->has_reward_version = 1, m->reward_version = 8;
+    m->has_label_cursor = 1, m->label_cursor = 77;
+    m->has_peer_seq = 1, m->peer_seq = 123456;
     e->body_case = RLHF__ENVELOPE__BODY_HEARTBEAT, e->heartbeat = m;
     return e;
 }
@@ -156,6 +161,21 @@ static Rlhf__Envelope *sample_weights(int chunked) {
 
 enum { TB_T = 5, TB_E = 3, TB_O = 4, TB_A = 2, TB_R = 3 };
 
+/* Makes truncated imply dones (a time-limit end is an end) and adds the
+ * normalised views, with one final_obs_norm row per truncated step. */
+static void add_norm(Rlhf__TrajectoryBatch *m) {
+    size_t tn = (size_t)m->steps * m->n_envs, trunc = 0;
+    for (size_t i = 0; i < tn; i++) {
+        m->truncated[i] = m->truncated[i] && m->dones[i];
+        trunc += m->truncated[i] != 0;
+    }
+    m->n_obs_norm = tn * m->obs_dim, m->obs_norm = floats(m->n_obs_norm);
+    m->n_final_obs_norm = trunc * m->obs_dim, m->final_obs_norm = floats(m->n_final_obs_norm);
+    m->n_last_obs_norm = (size_t)m->n_envs * m->obs_dim, m->last_obs_norm = floats(m->n_last_obs_norm);
+    m->has_episodes = 1, m->episodes = 2;
+    m->has_return_sum = 1, m->return_sum = -301.25;
+}
+
 static Rlhf__Envelope *sample_trajectory_batch(void) {
     Rlhf__Envelope *e = envelope("rollout-7");
     Rlhf__TrajectoryBatch *m = talloc(sizeof *m);
@@ -180,6 +200,7 @@ static Rlhf__Envelope *sample_trajectory_batch(void) {
     m->n_render_states = tn * TB_R, m->render_states = floats(m->n_render_states);
     m->n_last_obs = TB_E * TB_O, m->last_obs = floats(m->n_last_obs);
     m->n_last_values = TB_E, m->last_values = floats(TB_E);
+    add_norm(m);
     e->body_case = RLHF__ENVELOPE__BODY_TRAJECTORY_BATCH, e->trajectory_batch = m;
     return e;
 }
@@ -294,6 +315,7 @@ static Rlhf__Envelope *sample_labeled_batch(void) {
         rlhf__labeled_item__init(it);
         it->query = query((Rlhf__QueryKind)(i + 1), 0);
         it->label = label((Rlhf__QueryKind)(i + 1));
+        if (i == 2) it->has_round_done = 1, it->round_done = 1;
         m->items[i] = it;
     }
     m->n_segments = 6, m->segments = talloc(6 * sizeof *m->segments);
@@ -564,6 +586,20 @@ RT_TEST(shutdown, sample_shutdown())
 RT_TEST(error, sample_error())
 RT_TEST(ack, sample_ack())
 
+/* "Can't tell" answers: a rating and a ranking without an answer, a pair
+ * with PREF_CANT_TELL. */
+static void test_rt_cant_tell(void **state) {
+    (void)state;
+    for (int k = 1; k <= 3; k++) {
+        Rlhf__Envelope *e = sample_label((Rlhf__QueryKind)k);
+        Rlhf__Label *l = e->label;
+        l->has_rating = 0, l->n_ranking = 0;
+        l->has_preference = k == 1, l->preference = RLHF__PREFERENCE__PREF_CANT_TELL;
+        l->has_cant_tell = 1, l->cant_tell = 1;
+        roundtrip(e);
+    }
+}
+
 /* The other peer kinds register too (their own required capabilities). */
 static void test_rt_register_kinds(void **state) {
     (void)state;
@@ -587,6 +623,7 @@ static void test_rt_large(void **state) {
     m->n_render_states = tn * 9, m->render_states = floats(m->n_render_states);
     m->n_last_obs = 64 * 17, m->last_obs = floats(m->n_last_obs);
     m->n_last_values = 64, m->last_values = floats(64);
+    add_norm(m);
     roundtrip(e);
     e = sample_weights(0);
     e->weights->n_data = e->weights->total_len = 300000;
@@ -963,8 +1000,8 @@ static void test_valid_register_rules(void **state) {
     INVALID(e, "register.incarnation: must be > 0");
     e = sample_register(RLHF__PEER_KIND__PEER_ROLLOUT), e->register_->caps = NULL;
     INVALID(e, "register.caps: missing");
-    e = sample_register(RLHF__PEER_KIND__PEER_ROLLOUT), e->register_->caps->has_n_envs = 0;
-    INVALID(e, "register.caps.n_envs: missing");
+    e = sample_register(RLHF__PEER_KIND__PEER_ROLLOUT), e->register_->caps->n_envs = 0;
+    INVALID(e, "register.caps.n_envs: must be >= 1");
     e = sample_register(RLHF__PEER_KIND__PEER_LEARNER), e->register_->caps->n_ranks = 0;
     INVALID(e, "register.caps.n_ranks: must be >= 1");
     e = sample_register(RLHF__PEER_KIND__PEER_LABELER), e->register_->caps->n_query_kinds = 0;
@@ -1061,8 +1098,8 @@ static void test_valid_trajectory_rules(void **state) {
     INVALID(e, "trajectory_batch.actions: length 31, expected steps*n_envs*act_dim = 30");
     e = sample_trajectory_batch(), e->trajectory_batch->n_logp = 14;
     INVALID(e, "trajectory_batch.logp: length 14, expected steps*n_envs = 15");
-    e = sample_trajectory_batch(), e->trajectory_batch->n_values = 0;
-    INVALID(e, "trajectory_batch.values: length 0, expected steps*n_envs = 15");
+    e = sample_trajectory_batch(), e->trajectory_batch->n_values = 14;
+    INVALID(e, "trajectory_batch.values: length 14, expected 0 or steps*n_envs = 15");
     e = sample_trajectory_batch(), e->trajectory_batch->n_true_rewards = 16, e->trajectory_batch->true_rewards = floats(16);
     INVALID(e, "trajectory_batch.true_rewards: length 16, expected steps*n_envs = 15");
     e = sample_trajectory_batch(), e->trajectory_batch->n_dones = 1;
@@ -1081,11 +1118,43 @@ static void test_valid_trajectory_rules(void **state) {
     e = sample_trajectory_batch();
     e->trajectory_batch->steps = e->trajectory_batch->n_envs = e->trajectory_batch->obs_dim = 0x80000000u;
     INVALID(e, "trajectory_batch.obs: steps*n_envs*obs_dim overflows");
-    /* Without render states, or last_obs, a batch is still valid. */
+    /* truncated means a time-limit END: dones must be set with it. */
+    e = sample_trajectory_batch(), e->trajectory_batch->dones[0] = 0, e->trajectory_batch->truncated[0] = 1;
+    INVALID(e, "trajectory_batch.truncated[0]: set without dones[0]: a time-limit end is an end");
+    /* The normalised views: all or nothing, one final row per truncation. */
+    e = sample_trajectory_batch(), e->trajectory_batch->n_obs_norm--;
+    INVALID(e, "trajectory_batch.obs_norm: length 59, expected steps*n_envs*obs_dim = 60");
+    e = sample_trajectory_batch();
+    e->trajectory_batch->dones[0] = e->trajectory_batch->truncated[0] = 1;
+    e->trajectory_batch->n_final_obs_norm += 4;
+    e->trajectory_batch->final_obs_norm = floats(e->trajectory_batch->n_final_obs_norm);
+    {
+        char want[160];
+        size_t tr = 0;
+        for (size_t i = 0; i < e->trajectory_batch->n_truncated; i++) tr += e->trajectory_batch->truncated[i] != 0;
+        snprintf(want, sizeof want,
+                 "trajectory_batch.final_obs_norm: length %zu, expected (steps with truncated set)*obs_dim = %zu",
+                 e->trajectory_batch->n_final_obs_norm, tr * 4);
+        INVALID(e, want);
+    }
+    e = sample_trajectory_batch(), e->trajectory_batch->n_last_obs_norm = 0;
+    INVALID(e, "trajectory_batch.last_obs_norm: length 0, expected n_envs*obs_dim = 12");
+    e = sample_trajectory_batch(), e->trajectory_batch->n_obs_norm = 0;
+    INVALID(e, "trajectory_batch.final_obs_norm: set without obs_norm");
+    e = sample_trajectory_batch(), e->trajectory_batch->n_obs_norm = 0, e->trajectory_batch->n_final_obs_norm = 0;
+    INVALID(e, "trajectory_batch.last_obs_norm: set without obs_norm");
+    e = sample_trajectory_batch(), e->trajectory_batch->episodes = 16;
+    INVALID(e, "trajectory_batch.episodes: 16 is more than steps*n_envs = 15");
+    e = sample_trajectory_batch(), e->trajectory_batch->return_sum = NAN;
+    INVALID(e, "trajectory_batch.return_sum: not finite");
+    /* Without render states, last_obs, values or the normalised views, a
+     * batch is still valid. */
     e = sample_trajectory_batch();
     e->trajectory_batch->has_render_dim = 0, e->trajectory_batch->n_render_states = 0;
-    e->trajectory_batch->n_last_obs = 0, e->trajectory_batch->n_last_values = 0;
+    e->trajectory_batch->n_last_obs = 0, e->trajectory_batch->n_last_values = 0, e->trajectory_batch->n_values = 0;
     char err[256];
+    assert_int_equal(wire_validate(e, err, sizeof err), 0);
+    e->trajectory_batch->n_obs_norm = e->trajectory_batch->n_final_obs_norm = e->trajectory_batch->n_last_obs_norm = 0;
     assert_int_equal(wire_validate(e, err, sizeof err), 0);
 }
 
@@ -1181,6 +1250,15 @@ static void test_valid_label_rules(void **state) {
     INVALID(e, "label.rating: set on a ranking label");
     e = sample_label(RLHF__QUERY_KIND__QUERY_PAIR), e->label->answered_at_us = 1;
     INVALID(e, "label.answered_at_us: 1 is before shown_at_us = 1700000000000000");
+    /* "Can't tell" carries no answer. */
+    e = sample_label(RLHF__QUERY_KIND__QUERY_RATING), e->label->has_cant_tell = 1, e->label->cant_tell = 1;
+    INVALID(e, "label.rating: set on a can't-tell label");
+    e = sample_label(RLHF__QUERY_KIND__QUERY_RANKING), e->label->has_cant_tell = 1, e->label->cant_tell = 1;
+    INVALID(e, "label.ranking: set on a can't-tell label");
+    e = sample_label(RLHF__QUERY_KIND__QUERY_PAIR), e->label->has_cant_tell = 1, e->label->cant_tell = 1;
+    INVALID(e, "label.preference: right on a can't-tell label");
+    e = sample_label(RLHF__QUERY_KIND__QUERY_PAIR), e->label->has_cant_tell = 1, e->label->has_preference = 0;
+    INVALID(e, "label.preference: missing"); /* cant_tell = false: an answer is due */
 
     e = sample_label_ack(), e->label_ack->status = RLHF__ACK_STATUS__ACK_STORED, e->label_ack->has_label_id = 0;
     INVALID(e, "label_ack.label_id: missing");
@@ -1228,6 +1306,11 @@ static void test_valid_labeled_batch_rules(void **state) {
     INVALID(e, "labeled_batch.items[1].query.segment_ids: length 2, expected 1 for a rating");
     e = sample_labeled_batch(), e->labeled_batch->items[1] = NULL;
     INVALID_LOCAL(e, "labeled_batch.items[1]: missing");
+    /* A "can't tell" ranking carries no ranking: no length to match k. */
+    e = sample_labeled_batch(), e->labeled_batch->items[2]->label->n_ranking = 0;
+    e->labeled_batch->items[2]->label->has_cant_tell = 1, e->labeled_batch->items[2]->label->cant_tell = 1;
+    char err[256];
+    assert_int_equal(wire_validate(e, err, sizeof err), 0);
 }
 
 static void test_valid_status_misc_rules(void **state) {
@@ -1361,6 +1444,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_rt_register_rollout),
         T(test_rt_register_kinds),
+        T(test_rt_cant_tell),
         T(test_rt_welcome),
         T(test_rt_heartbeat),
         T(test_rt_job_config),

@@ -7,11 +7,11 @@
  *
  * Through mpirun ($RLHF_BUILD/bin/rlhf-worker, --local feed, a small
  * CartPole job): -np 2 and -np 1 runs write the run directory with replica
- * hash checks, and -np 1 learns bit for bit what `rlhf train` learns; SIGTERM to one rank stops every rank after the same
- * iteration with a checkpoint and status 143, and --resume finishes with
- * every iteration in metrics.jsonl exactly once and continuous env steps
- * (bitwise the uninterrupted run's result once core can checkpoint the
- * actor's environments); a corrupted checkpoint and another job are
+ * hash checks, and -np 1 learns bit for bit what `rlhf train` learns;
+ * SIGTERM to one rank stops every rank after the same iteration with a
+ * checkpoint and status 143, and --resume finishes with every iteration in
+ * metrics.jsonl exactly once, continuous env steps and bitwise the
+ * uninterrupted run's result; a corrupted checkpoint and another job are
  * refused (status 2); a perturbed replica aborts the job (status 3); and
  * jobs/cartpole.ini with 2 ranks reaches a return >= 475.
  *
@@ -52,12 +52,6 @@
 #include "teacher.h"
 
 extern char **environ;
-
-/* Proposed core functions (see worker/feed_local.c): while they are
- * missing, a resumed run restarts its environments and cannot be bitwise
- * the uninterrupted one. */
-size_t actor_state_size(const actor_t *a) __attribute__((weak));
-size_t episodes_state_size(const episodes_t *e) __attribute__((weak));
 
 #ifdef __SANITIZE_ADDRESS__
 #define SANITIZED 1
@@ -282,6 +276,13 @@ static double num(const json_t *obj, const char *key) {
     double v;
     if (json_number(json_get(obj, key), &v) != 0) fail_msg("no number '%s'", key);
     return v;
+}
+
+static const char *summary_hash(const char *dir, char *out, size_t n) {
+    json_t *sum = read_json(dir, "summary.json");
+    snprintf(out, n, "%s", json_string(json_get(sum, "learner_hash")));
+    json_destroy(&sum);
+    return out;
 }
 
 /* metrics.jsonl: every line whole and valid, iterations 0..n-1 exactly
@@ -575,8 +576,8 @@ static void test_worker_np1(void **state) {
 }
 
 /* One rank is the single-process loop: the same data and the same
- * learning, so every figure of metrics.jsonl but the timings matches `rlhf
- * train`'s, bit for bit. */
+ * learning, so every figure of metrics.jsonl but the timings, and the final
+ * learner_hash, match `rlhf train`'s, bit for bit. */
 static void test_np1_is_rlhf_train(void **state) {
     (void)state;
     char dir[600], train_dir[600];
@@ -626,6 +627,9 @@ static void test_np1_is_rlhf_train(void **state) {
     assert_int_equal(lines, 24);
     free(a);
     free(b);
+    char h1[64], h2[64];
+    if (strcmp(summary_hash(dir, h1, sizeof h1), summary_hash(train_dir, h2, sizeof h2)) != 0)
+        fail_msg("learner_hash %s with rlhf-worker -np 1, %s with rlhf train", h1, h2);
 }
 
 /* The ranks of a running mpirun: its children running rlhf-worker (by
@@ -665,13 +669,6 @@ static int count_lines(const char *path) {
     for (char *p = text; p && *p; p++) n += *p == '\n';
     free(text);
     return n;
-}
-
-static const char *summary_hash(const char *dir, char *out, size_t n) {
-    json_t *sum = read_json(dir, "summary.json");
-    snprintf(out, n, "%s", json_string(json_get(sum, "learner_hash")));
-    json_destroy(&sum);
-    return out;
 }
 
 /* SIGTERM to one rank mid-run: every rank stops after the same iteration,
@@ -757,19 +754,15 @@ static void test_sigterm_resume(void **state) {
     assert_true(num(sum, "replica_hash_checks") >= 1);
     json_destroy(&sum);
 
-    /* Bitwise the uninterrupted run, once the environments are
-     * checkpointed too. */
-    if (actor_state_size && episodes_state_size) {
-        tmp_path(ref_dir, sizeof ref_dir, "term-ref");
-        r = run_worker(2, "term-ref", NULL, (const char *const[]){job, "--local", "--out", ref_dir, NULL}, 60);
-        expect_status(&r, 0, "the uninterrupted run");
-        result_free(&r);
-        char h1[64], h2[64];
-        if (strcmp(summary_hash(dir, h1, sizeof h1), summary_hash(ref_dir, h2, sizeof h2)) != 0)
-            fail_msg("resumed run's learner_hash %s, the uninterrupted run's %s", h1, h2);
-    } else {
-        fprintf(stderr, "    [term: exact-resume comparison skipped: core has no actor_save/episodes_save yet]\n");
-    }
+    /* Bitwise the uninterrupted run: the environments and the episode
+     * ring came back too. */
+    tmp_path(ref_dir, sizeof ref_dir, "term-ref");
+    r = run_worker(2, "term-ref", NULL, (const char *const[]){job, "--local", "--out", ref_dir, NULL}, 60);
+    expect_status(&r, 0, "the uninterrupted run");
+    result_free(&r);
+    char h1[64], h2[64];
+    if (strcmp(summary_hash(dir, h1, sizeof h1), summary_hash(ref_dir, h2, sizeof h2)) != 0)
+        fail_msg("resumed run's learner_hash %s, the uninterrupted run's %s", h1, h2);
 }
 
 static void test_divergence_aborts(void **state) {

@@ -16,10 +16,10 @@
  * MPI_Allgather of learner_hash(); a mismatch logs every rank's hash and
  * aborts the job with status 3.
  *
- * Run directory (rank 0 writes it; `rlhf train`'s format): config.ini,
+ * Run directory (rank 0 writes it; report.h, as `rlhf train`): config.ini,
  * metrics.jsonl (train's keys plus ranks, allreduce_s, allreduce_n,
  * t_share, t_step), summary.json (train's keys plus ranks, iterations,
- * replica_hash_checks, learner_hash, resumed_from), checkpoint.bin.
+ * replica_hash_checks, resumed_from, allreduce_s), checkpoint.bin.
  *
  * Checkpoints (checkpoint.h) every N iterations (default 100; 0: never
  * periodically), at the end, and on SIGTERM or SIGINT: the handler only
@@ -55,7 +55,6 @@
 #include "checkpoint.h"
 #include "feed.h"
 #include "job.h"
-#include "json.h"
 #include "learner.h"
 #include "mpi_dist.h"
 #include "report.h"
@@ -284,24 +283,7 @@ static int open_run_dir(worker_t *w, char *err, size_t errlen) {
     }
     snprintf(w->ckpt_path, sizeof w->ckpt_path, "%s/checkpoint.bin", w->dir);
     snprintf(w->metrics_path, sizeof w->metrics_path, "%s/metrics.jsonl", w->dir);
-    if (mkdir_p(w->dir) != 0) {
-        snprintf(err, errlen, "cannot create run directory %s: %s", w->dir, strerror(errno));
-        return -1;
-    }
-    char *text = NULL, path[1300];
-    size_t n = 0;
-    FILE *f = open_memstream(&text, &n);
-    if (!f) {
-        snprintf(err, errlen, "open_memstream: %s", strerror(errno));
-        return -1;
-    }
-    job_write(&w->job, f);
-    fclose(f);
-    snprintf(path, sizeof path, "%s/config.ini", w->dir);
-    int rc = write_file_atomic(path, text, n);
-    free(text);
-    if (rc != 0) snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-    return rc;
+    return report_open_dir(w->dir, &w->job, err, errlen);
 }
 
 /* All ranks: restore from DIR/checkpoint.bin, which rank 0 reads and
@@ -361,86 +343,6 @@ static void maybe_diverge(worker_t *w, long long it) {
     }
 }
 
-static void write_metrics_line(worker_t *w, long long it, const share_hdr_t *hdr, const ppo_stats_t *ps, double lr,
-                               double t_reward, double t_ppo, double t_share, double t_step) {
-    const learner_t *l = w->l;
-    double true_ret = hdr->episodes ? hdr->return_sum / hdr->episodes : NAN;
-    int no_rm = !l->rm || l->n_labels == 0;
-    const metric_t m[] = {
-        {"iteration", (double)it},
-        {"env_steps", (double)hdr->env_steps},
-        {"labels", hdr->answered},
-        {"labels_used", l->n_labels},
-        {"asked", hdr->asked},
-        {"rm_val_acc", no_rm || l->fit.val_acc < 0 ? NAN : l->fit.val_acc},
-        {"rm_train_acc", no_rm ? NAN : l->fit.train_acc},
-        {"rm_loss", no_rm ? NAN : l->fit.loss},
-        {"r_absorbing", no_rm ? NAN : l->abs_n},
-        {"reward_corr", no_rm ? NAN : l->reward_corr},
-        {"true_return", true_ret},
-        {"learned_return", no_rm ? NAN : l->learned_return},
-        {"episodes", hdr->episodes},
-        {"entropy", ps->entropy},
-        {"approx_kl", ps->approx_kl},
-        {"clip_frac", ps->clip_frac},
-        {"pg_loss", ps->pg_loss},
-        {"v_loss", ps->v_loss},
-        {"grad_norm", ps->grad_norm},
-        {"lr", lr},
-        {"t_rollout", hdr->t_rollout},
-        {"t_reward", t_reward},
-        {"t_ppo", t_ppo},
-        {"wall_s", wall(w)},
-        {"ranks", w->size},
-        {"allreduce_s", w->md.seconds},
-        {"allreduce_n", (double)w->md.calls},
-        {"t_share", t_share},
-        {"t_step", t_step},
-    };
-    fputc('{', w->metrics);
-    report_metrics(w->metrics, m, sizeof m / sizeof m[0]);
-    fputs("}\n", w->metrics);
-    fflush(w->metrics);
-}
-
-static int write_summary(worker_t *w, long long iterations, double mean, double std, double allreduce_total) {
-    char path[1300];
-    snprintf(path, sizeof path, "%s/summary.json", w->dir);
-    char *text = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&text, &n);
-    if (!f) return -1;
-    const learner_t *l = w->l;
-    const job_t *job = &w->job;
-    fprintf(f, "{\"env\":");
-    json_write_string(f, job->env.id, strlen(job->env.id));
-    fprintf(f, ",\"feedback\":\"%s\",\"seed\":%llu,\"blas_core\":", l->rm ? "teacher" : "true-reward",
-            (unsigned long long)job->run.seed);
-    json_write_string(f, blas_corename(), strlen(blas_corename()));
-    fprintf(f, ",\"learner_hash\":\"%016" PRIx64 "\",", learner_hash(l));
-    const metric_t m[] = {
-        {"labels", w->answered},
-        {"labels_used", l->n_labels},
-        {"env_steps", (double)w->env_steps},
-        {"wall_s", wall(w)},
-        {"true_return_mean", mean},
-        {"true_return_std", std},
-        {"eval_episodes", job->run.eval_episodes},
-        {"rm_val_acc", l->rm && l->fit.val_acc >= 0 ? l->fit.val_acc : NAN},
-        {"ranks", w->size},
-        {"iterations", (double)iterations},
-        {"replica_hash_checks", w->hash_checks},
-        {"resumed_from", w->resumed_from >= 0 ? (double)w->resumed_from : NAN},
-        {"allreduce_s", allreduce_total},
-    };
-    report_metrics(f, m, sizeof m / sizeof m[0]);
-    fputs("}\n", f);
-    fclose(f);
-    int rc = write_file_atomic(path, text, n);
-    free(text);
-    return rc;
-}
-
 /* The iterations [start, iterations). Returns the exit status. */
 static int run(worker_t *w, long long start, long long iterations) {
     const job_t *job = &w->job;
@@ -483,9 +385,11 @@ static int run(worker_t *w, long long start, long long iterations) {
         ts = now_s();
         double frac = 1.0 - (double)it / iterations;
         double lr = job->ppo.anneal_lr ? job->ppo.lr * frac : job->ppo.lr;
-        ppo_stats_t ps;
-        learner_update(l, w->share->batch, lr, &ps);
-        double t_ppo = now_s() - ts;
+        report_iter_t r = {.iteration = it, .env_steps = hdr.env_steps, .answered = hdr.answered, .asked = hdr.asked,
+                           .episodes = hdr.episodes, .return_sum = hdr.return_sum, .lr = lr,
+                           .t_rollout = hdr.t_rollout, .t_reward = t_reward};
+        learner_update(l, w->share->batch, lr, &r.ps);
+        r.t_ppo = now_s() - ts;
         maybe_diverge(w, it);
         w->env_steps = hdr.env_steps;
         w->answered = hdr.answered;
@@ -495,7 +399,16 @@ static int run(worker_t *w, long long start, long long iterations) {
             char err[4096] = "";
             if (w->feed->publish && w->feed->publish(w->feed, l, err, sizeof err) != 0)
                 log_error("the %s feed cannot publish the weights: %s", w->feed->name, err);
-            write_metrics_line(w, it, &hdr, &ps, lr, t_reward, t_ppo, t_share, now_s() - t_step);
+            r.wall_s = wall(w);
+            const metric_t mine[] = {
+                {"ranks", w->size},
+                {"allreduce_s", w->md.seconds},
+                {"allreduce_n", (double)w->md.calls},
+                {"t_share", t_share},
+                {"t_step", now_s() - t_step},
+            };
+            report_iteration(w->metrics, l, &r, mine, sizeof mine / sizeof mine[0]);
+            fflush(w->metrics);
             double now = now_s();
             if (now - last_print > 1.0 || it == iterations - 1) {
                 last_print = now;
@@ -517,15 +430,26 @@ static int run(worker_t *w, long long start, long long iterations) {
     /* Done (or the feed ended): prove the replicas agree, save, evaluate. */
     int rc = agree_max(checkpoint(w, it) != 0);
     if (w->rank != 0) return rc ? EXIT_RUNTIME : 0;
-    double mean = NAN, std = NAN;
-    if (job->run.eval_episodes > 0) report_evaluate(job, l->policy, job->run.eval_episodes, &mean, &std);
-    if (write_summary(w, it, mean, std, allreduce_total) != 0) {
-        log_error("cannot write %s/summary.json", w->dir);
+    report_summary_t sum = {.answered = w->answered, .env_steps = w->env_steps, .return_mean = NAN, .return_std = NAN};
+    if (job->run.eval_episodes > 0)
+        report_evaluate(job, l->policy, job->run.eval_episodes, &sum.return_mean, &sum.return_std);
+    sum.wall_s = wall(w);
+    const metric_t mine[] = {
+        {"ranks", w->size},
+        {"iterations", (double)it},
+        {"replica_hash_checks", w->hash_checks},
+        {"resumed_from", w->resumed_from >= 0 ? (double)w->resumed_from : NAN},
+        {"allreduce_s", allreduce_total},
+    };
+    char err[4096];
+    if (report_summary(w->dir, l, &sum, mine, sizeof mine / sizeof mine[0], err, sizeof err) != 0) {
+        log_error("%s", err);
         return EXIT_RUNTIME;
     }
     printf("%s: true return %.1f +- %.1f over %d episodes; %d labels, %lld env steps, %.1f s, %d ranks; "
            "%s/summary.json\n",
-           job->env.id, mean, std, job->run.eval_episodes, w->answered, w->env_steps, wall(w), w->size, w->dir);
+           job->env.id, sum.return_mean, sum.return_std, job->run.eval_episodes, w->answered, w->env_steps, sum.wall_s,
+           w->size, w->dir);
     return rc ? EXIT_RUNTIME : 0;
 }
 

@@ -1,19 +1,16 @@
-/* feed_local.c - the local feed (see feed.h): rank 0 acts, keeps the recent
- * episodes, selects queries and lets the scripted teacher answer them,
- * exactly as core/train.c's loop does, with the same random streams (split
- * 2, 4 and 5 of the job's seed), so `mpirun -np 1 rlhf-worker --local` and
- * `rlhf train` see the same data.
+/* feed_local.c - the local feed (see feed.h): acts, keeps the recent
+ * episodes, selects queries and lets the scripted teacher answer them, all
+ * in this process, with the random streams split 2, 4 and 5 of the job's
+ * seed. `rlhf train` and `rlhf-worker --local` both read it, so that one
+ * rank learns what the single process learns, bit for bit.
  *
  * Owns the actor, the episode ring, the teacher and the query scratch.
  *
  * Checkpointed state: the counters and random streams (checkpoint_loop_t),
  * and as the opaque extra blob the actor's environments and the episode
- * ring when core provides actor_save()/episodes_save() (proposed; see
- * below). Without them a resumed run restarts its environments and its
- * episode ring (learning goes on; the data differ from an uninterrupted
- * run's). */
-#include <math.h>
+ * ring, so a resumed run acts exactly as the uninterrupted one. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,20 +20,8 @@
 #include "teacher.h"
 #include "util.h"
 
-#define RECENT_EPISODES 64      /* as core/train.c */
+#define RECENT_EPISODES 64
 #define EXTRA_VERSION 1
-
-/* Proposed for include/actor.h and include/episodes.h: the state of the
- * actor (every environment's state, elapsed steps and rng, the current
- * observations, the returns of the episodes in progress) and of the episode
- * ring, as bytes. Declared weak so this builds before they exist: their
- * addresses are NULL until then. */
-size_t actor_state_size(const actor_t *a) __attribute__((weak));
-void actor_save(const actor_t *a, void *buf) __attribute__((weak));
-int actor_load(actor_t *a, const void *buf, size_t n, char *err, size_t errlen) __attribute__((weak));
-size_t episodes_state_size(const episodes_t *e) __attribute__((weak));
-void episodes_save(const episodes_t *e, void *buf) __attribute__((weak));
-int episodes_load(episodes_t *e, const void *buf, size_t n, char *err, size_t errlen) __attribute__((weak));
 
 typedef struct {
     feed_t base;
@@ -54,21 +39,8 @@ typedef struct {
     long long env_steps;
 } local_t;
 
-/* Labels to ask now (core/train.c's labels_due, the same schedule): the
- * target at this many env steps, less those answered. The target is
- * initial_frac of the budget at the start, then linear in env steps up to
- * the whole budget at label_until. */
-static int labels_due(const job_t *job, long long env_steps, int answered) {
-    double until = job->feedback.label_until * (double)job->run.total_steps;
-    double frac = job->feedback.initial_frac +
-                  (1 - job->feedback.initial_frac) * fmin(1.0, (double)env_steps / fmax(until, 1.0));
-    int target = (int)ceil(frac * job->feedback.labels - 1e-9);
-    if (target > job->feedback.labels) target = job->feedback.labels;
-    return target - answered;
-}
-
-/* The teacher answers one query (core/train.c's teacher_answer): 0 with the
- * label filled, or -1 for a "can't tell" (no label, but answered). */
+/* The teacher answers one query: 0 with the label filled, or -1 for a
+ * "can't tell" (no label, but the query was answered). */
 static int teacher_answer(const teacher_t *t, const query_t *q, const segstore_t *segs, rng_t *rng, label_t *lb) {
     int T = segs->T;
     const float *rewards[LABEL_MAX_K];
@@ -109,28 +81,21 @@ static int local_next(feed_t *f, learner_t *l, long long it, feed_batch_t *out, 
 
     ts = now_s();
     s->asked_segs->n = 0;
-    if (l->rm) {
-        /* Ask in rounds: the initial batch, then about labels / rounds at a
-         * time, so the reward model is refit a bounded number of times. */
-        int due = labels_due(job, s->env_steps, s->answered);
-        int round = (int)ceil(job->feedback.labels * (1 - job->feedback.initial_frac) / job->feedback.rounds);
-        int left = job->feedback.labels - s->answered;
-        if (due > 0 && (s->answered == 0 || due >= round || due == left)) {
-            if (due > s->cap) {
-                s->cap = due;
-                s->queries = reallocCheck(s->queries, sizeof(query_t) * s->cap);
-                s->labels = reallocCheck(s->labels, sizeof(label_t) * s->cap);
-            }
-            out->asked = query_make(job, s->eps, l->rm, due, &s->next_kind, &s->rng_feedback, s->asked_segs,
-                                    s->queries);
-            for (int q = 0; q < out->asked; q++) {
-                s->answered++;
-                if (teacher_answer(&s->teacher, &s->queries[q], s->asked_segs, &s->rng_teacher,
-                                   &s->labels[out->n_labels]) == 0)
-                    out->n_labels++;
-            }
-            out->refit = out->asked > 0;
+    int due = l->rm ? query_due(job, s->env_steps, s->answered) : 0;
+    if (due > 0) {
+        if (due > s->cap) {
+            s->cap = due;
+            s->queries = reallocCheck(s->queries, sizeof(query_t) * s->cap);
+            s->labels = reallocCheck(s->labels, sizeof(label_t) * s->cap);
         }
+        out->asked = query_make(job, s->eps, l->rm, due, &s->next_kind, &s->rng_feedback, s->asked_segs, s->queries);
+        for (int q = 0; q < out->asked; q++) {
+            s->answered++;
+            if (teacher_answer(&s->teacher, &s->queries[q], s->asked_segs, &s->rng_teacher,
+                               &s->labels[out->n_labels]) == 0)
+                out->n_labels++;
+        }
+        out->refit = out->asked > 0;
     }
     out->t_query = now_s() - ts;
     out->batch = s->batch;
@@ -142,7 +107,7 @@ static int local_next(feed_t *f, learner_t *l, long long it, feed_batch_t *out, 
 }
 
 /* extra: u32 version, u32 0, then u64 length + bytes of the actor's state,
- * u64 length + bytes of the episode ring's (length 0: not saved). */
+ * u64 length + bytes of the episode ring's. */
 static void local_save(feed_t *f, checkpoint_loop_t *loop) {
     local_t *s = (local_t *)f;
     loop->env_steps = s->env_steps;
@@ -151,16 +116,15 @@ static void local_save(feed_t *f, checkpoint_loop_t *loop) {
     loop->rng_act = s->rng_act;
     loop->rng_feedback = s->rng_feedback;
     loop->rng_teacher = s->rng_teacher;
-    uint64_t na = actor_state_size && actor_save ? actor_state_size(s->actor) : 0;
-    uint64_t ne = episodes_state_size && episodes_save ? episodes_state_size(s->eps) : 0;
+    uint64_t na = actor_state_size(s->actor), ne = episodes_state_size(s->eps);
     size_t n = 8 + 8 + na + 8 + ne;
     unsigned char *p = mallocCheck(n);
     uint32_t head[2] = {EXTRA_VERSION, 0};
     memcpy(p, head, 8);
     memcpy(p + 8, &na, 8);
-    if (na) actor_save(s->actor, p + 16);
+    actor_save(s->actor, p + 16);
     memcpy(p + 16 + na, &ne, 8);
-    if (ne) episodes_save(s->eps, p + 24 + na);
+    episodes_save(s->eps, p + 24 + na);
     loop->extra = p;
     loop->extra_len = n;
 }
@@ -185,22 +149,8 @@ static int local_restore(feed_t *f, const checkpoint_loop_t *loop, char *err, si
         snprintf(err, errlen, "the checkpoint's local-feed state is malformed");
         return -1;
     }
-    if (na && !actor_load) {
-        log_warn("the checkpoint holds the environments' state, but this build cannot restore it "
-                 "(no actor_load): environments restart");
-    } else if (na && actor_load(s->actor, p + 16, na, err, errlen) != 0) {
-        return -1;
-    } else if (!na) {
-        log_warn("the checkpoint holds no environment state (built without actor_save): environments restart");
-    }
-    if (ne && !episodes_load) {
-        log_warn("the checkpoint holds the recent episodes, but this build cannot restore them "
-                 "(no episodes_load): the episode ring restarts empty");
-    } else if (ne && episodes_load(s->eps, p + 24 + na, ne, err, errlen) != 0) {
-        return -1;
-    } else if (!ne) {
-        log_warn("the checkpoint holds no recent episodes (built without episodes_save): the ring restarts empty");
-    }
+    if (actor_load(s->actor, p + 16, na, err, errlen) != 0) return -1;
+    if (episodes_load(s->eps, p + 24 + na, ne, err, errlen) != 0) return -1;
     s->env_steps = loop->env_steps;
     s->answered = loop->answered;
     s->next_kind = loop->next_kind;
@@ -227,8 +177,8 @@ feed_t *feed_local_new(const job_t *job, char *err, size_t errlen) {
     teacher_t teacher;
     teacher_oracle(&teacher);
     if (job->feedback.mode == FEEDBACK_HUMAN) {
-        snprintf(err, errlen, "feedback.mode = human needs people answering queries, which the local feed has "
-                              "none of; use teacher or true-reward (or the coordinator)");
+        snprintf(err, errlen, "feedback.mode = human needs people answering queries, which a run without the "
+                              "coordinator has none of; use teacher or true-reward");
         return NULL;
     }
     if (job->feedback.mode == FEEDBACK_TEACHER && teacher_parse(job->feedback.teacher, &teacher, err, errlen) != 0)
@@ -245,7 +195,7 @@ feed_t *feed_local_new(const job_t *job, char *err, size_t errlen) {
     local_t *s = callocCheck(1, sizeof *s);
     s->base.name = "local";
     s->base.next = local_next;
-    s->base.publish = NULL;     // the actor acts with rank 0's replica itself
+    s->base.publish = NULL;     // the actor acts with the caller's learner itself
     s->base.save = local_save;
     s->base.restore = local_restore;
     s->base.destroy = local_destroy;

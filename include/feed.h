@@ -1,20 +1,21 @@
 /* feed.h - where the learner's data comes from: each iteration, the next
  * trajectory batch and the labels answered since the last one, with the
- * segments they show. Only rank 0 calls a feed; the worker then shares what
- * it returned with every rank over MPI (share.h), so every replica learns
- * from the same bytes in the same order.
+ * segments they show. `rlhf train` calls its feed every iteration; in the
+ * MPI learner only rank 0 does, and shares what it returned with every rank
+ * (worker/share.h), so every replica learns from the same bytes in the same
+ * order.
  *
  * Feeds:
  *   local        (feed_local.c) the actor, recent episodes, query selection
- *                and scripted teacher of `rlhf train`, in rank 0's process:
- *                the worker without a coordinator.
+ *                and scripted teacher, all in the calling process: `rlhf
+ *                train`, and `rlhf-worker --local`.
  *   coordinator  (to come) batches and labels from the coordinator over
  *                ZeroMQ; publish() sends the new weights back.
  *
  * Invariant: what next() returns stays valid, unchanged, until the next
  * call of next() or destroy(). */
-#ifndef RLHF_WORKER_FEED_H
-#define RLHF_WORKER_FEED_H
+#ifndef RLHF_FEED_H
+#define RLHF_FEED_H
 
 #include <stddef.h>
 
@@ -39,8 +40,8 @@ typedef struct {
 typedef struct feed feed_t;
 struct feed {
     const char *name;
-    /* The data of iteration it. l is rank 0's replica, before the
-     * iteration's labels and update (the local feed acts with its policy and
+    /* The data of iteration it. l is the caller's learner (in the MPI
+     * learner, rank 0's replica), before the iteration's labels and update (the local feed acts with its policy and
      * selects queries with its reward model). Returns 0, 1 when the feed has
      * no more data (the run ends), or -1 with err. */
     int (*next)(feed_t *f, learner_t *l, long long it, feed_batch_t *out, char *err, size_t errlen);

@@ -112,8 +112,10 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+# CartPole-v1 from teacher preferences, distributed on this machine: the
+# coordinator, 2 learner ranks, 2 rollout workers, 2 scripted labelers.
 run: all
-	$(BUILD)/bin/rlhf train jobs/cartpole.ini
+	$(BUILD)/bin/rlhf run jobs/cartpole.ini --learners 2 --rollouts 2
 
 test: all
 	tests/run.sh $(BUILD)

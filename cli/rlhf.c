@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "blas.h"
+#include "cli.h"
 #include "env.h"
 #include "job.h"
 #include "labeler.h"
@@ -20,6 +21,11 @@ static int usage(FILE *f) {
     fprintf(f,
             "usage: rlhf COMMAND [ARGS]\n"
             "  train JOB.ini [--seed N] [--out DIR] [--set section.key=value] [--feedback teacher|true-reward]\n"
+            "                           learn in this one process\n"
+            "  run JOB.ini [--learners L] [--rollouts R] [--labelers T] [--seed N] [--out DIR]\n"
+            "        [--set section.key=value]... [--feedback teacher|true-reward]\n"
+            "                           the distributed run on this machine: coordinator, MPI learner,\n"
+            "                           rollout workers and scripted labelers\n"
             "  env replay FILE.jsonl    replay a Gymnasium reference file; exit 0 only if every step matches\n"
             "  env list                 list the environments\n"
             "  label --teacher SPEC --coordinator tcp://HOST:PORT [--id NAME] [--inflight N]\n"
@@ -46,10 +52,18 @@ static int cmd_env(int argc, char **argv) {
     return usage(stderr);
 }
 
-/* Parses the options every command that runs a job takes: JOB.ini, then
- * --seed N, --out DIR, --set section.key=value (repeatable), --feedback
- * MODE. Returns 0, or 2 after printing what is wrong. */
-static int load_job(int argc, char **argv, const char *cmd, job_t *job, const char **out) {
+/* cli.h */
+void cli_default_run_dir(const job_t *job, char *dir, size_t len) {
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(dir, len, "runs/%s-s%llu-%s", job->env.id, (unsigned long long)job->run.seed, stamp);
+}
+
+/* cli.h */
+int cli_load_job(int argc, char **argv, const char *cmd, job_t *job, const char **out) {
     char err[1024];
     const char *path = NULL;
     job_defaults(job);
@@ -114,16 +128,11 @@ static int load_job(int argc, char **argv, const char *cmd, job_t *job, const ch
 static int cmd_train(int argc, char **argv) {
     static job_t job;
     const char *out;
-    int rc = load_job(argc, argv, "train", &job, &out);
+    int rc = cli_load_job(argc, argv, "train", &job, &out);
     if (rc) return rc;
     char dir[1200];
     if (!out) {
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        char stamp[32];
-        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-        snprintf(dir, sizeof dir, "runs/%s-s%llu-%s", job.env.id, (unsigned long long)job.run.seed, stamp);
+        cli_default_run_dir(&job, dir, sizeof dir);
         out = dir;
     }
     log_info("OpenBLAS kernel %s; run directory %s", blas_corename(), out);
@@ -227,6 +236,7 @@ int main(int argc, char **argv) {
     log_set_name("rlhf");
     if (argc < 2) return usage(stderr);
     if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 1, argv + 1);
+    if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (strcmp(argv[1], "env") == 0) return cmd_env(argc - 1, argv + 1);
     if (strcmp(argv[1], "label") == 0) return cmd_label(argc - 1, argv + 1);
     if (strcmp(argv[1], "keygen") == 0) return cmd_keygen(argc - 1, argv + 1);

@@ -32,7 +32,7 @@
 #include "util.h"
 #include "weights.h"
 
-#define RECENT_EPISODES 64      /* train.c's ring size */
+#define RECENT_EPISODES 64      /* the local feed's ring size (feed_local.c) */
 #define LAG_BINS 9              /* lag.0 .. lag.7, lag.8+ */
 #define PUMP_MAX 64             /* labels sent to the learner per loop turn: heartbeats go on */
 #define MAX_WINDOW 64           /* a learner's or labeler's window, at most */
@@ -348,10 +348,10 @@ static void query_msg(coord_t *c, const store_query_t *qd, Rlhf__Query *q, uint6
     }
 }
 
-/* Asks a round of queries when the label schedule says so (query_due():
- * train.c's schedule, over the env steps of accepted batches, counting the
- * queries asked and not answered yet as asked). Runs only once a learner
- * has told us where the run is. */
+/* Asks a round of queries when the label schedule says so (query_due() in
+ * query.h, the schedule the local feed follows, over the env steps of
+ * accepted batches, counting the queries asked and not answered yet as
+ * asked). Runs only once a learner has told us where the run is. */
 static void schedule_labels(coord_t *c) {
     const job_t *job = &c->job;
     if (job->feedback.mode == FEEDBACK_TRUE_REWARD || !c->learner_seen || c->shutting_down) return;
@@ -1195,7 +1195,7 @@ coord_t *coord_new(const job_t *job, coord_options_t *o, char *err, size_t errle
     c->asked = segstore_new(job->feedback.segment_len, c->obs_dim, c->act_dim);
     rng_t root;
     rng_seed(&root, job->run.seed);
-    rng_split(&root, 4, &c->rng_feedback); /* train.c's feedback stream */
+    rng_split(&root, 4, &c->rng_feedback); /* the local feed's feedback stream (feed_local.c) */
     weights_rx_init(&c->rx_policy);
     weights_rx_init(&c->rx_reward);
     if (c->out_dir[0]) {

@@ -14,10 +14,10 @@
  *    learner stalls the workers instead of losing data; the learner is sent
  *    at most its own window (its Register's caps.max_inflight);
  *  - the recent episodes (episodes.h) of the accepted batches, the label
- *    schedule (train.c's: the same labels_due and rounds, over the env steps
- *    of accepted batches), the queries it makes from them (query.h, with its
- *    copy of the reward model for disagreement selection), their leases on
- *    labelers, and the feedback store (store.h);
+ *    schedule (query_due() in query.h, the one the local feed follows, over
+ *    the env steps of accepted batches), the queries it makes from them
+ *    (query.h, with its copy of the reward model for disagreement
+ *    selection), their leases on labelers, and the feedback store (store.h);
  *  - the latest policy weights (forwarded to every rollout worker and to
  *    each new one) and reward weights (loaded into its reward model);
  *  - counters, a lag histogram and the learner's latest Status, which it

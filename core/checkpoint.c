@@ -6,7 +6,6 @@
 #include "checkpoint.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +34,6 @@ enum {
     SEC_LOOP = TAG('L', 'O', 'O', 'P'),
     SEC_FEED = TAG('F', 'E', 'E', 'D'),
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* The job's text with run.out blanked (malloc'd, NUL-terminated). */
 static char *job_text(const job_t *job, size_t *len) {
@@ -420,33 +410,33 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
     const job_t *job = l->job;
     memset(st, 0, sizeof *st);
     if (len < 8 || memcmp(buf, CHECKPOINT_MAGIC, 8) != 0) {
-        errf(err, errlen, "not a checkpoint (no %s magic at the start)", CHECKPOINT_MAGIC);
+        err_set(err, errlen, "not a checkpoint (no %s magic at the start)", CHECKPOINT_MAGIC);
         return -1;
     }
     if (len < HEADER_BYTES + 8) {
-        errf(err, errlen, "truncated: %zu bytes, shorter than a checkpoint's header", len);
+        err_set(err, errlen, "truncated: %zu bytes, shorter than a checkpoint's header", len);
         return -1;
     }
     rbuf_t r = {buf, len - 8, 8, 0};
     uint32_t version = get_u32(&r), bom = get_u32(&r);
     uint64_t total = get_u64(&r);
     if (bom != BYTE_ORDER_MARK) {
-        errf(err, errlen, "written on a machine of the other byte order (or corrupt)");
+        err_set(err, errlen, "written on a machine of the other byte order (or corrupt)");
         return -1;
     }
     if (total != len) {
-        errf(err, errlen, "truncated or extended: %zu bytes, the header says %llu", len, (unsigned long long)total);
+        err_set(err, errlen, "truncated or extended: %zu bytes, the header says %llu", len, (unsigned long long)total);
         return -1;
     }
     uint64_t stored, computed = fnv1a(FNV_OFFSET, buf, len - 8);
     memcpy(&stored, buf + len - 8, 8);
     if (stored != computed) {
-        errf(err, errlen, "checksum mismatch (stored %016llx, computed %016llx): the file is corrupt",
+        err_set(err, errlen, "checksum mismatch (stored %016llx, computed %016llx): the file is corrupt",
              (unsigned long long)stored, (unsigned long long)computed);
         return -1;
     }
     if (version != CHECKPOINT_VERSION) {
-        errf(err, errlen, "format version %u; this build reads version %d", version, CHECKPOINT_VERSION);
+        err_set(err, errlen, "format version %u; this build reads version %d", version, CHECKPOINT_VERSION);
         return -1;
     }
     uint64_t job_hash = get_u64(&r);
@@ -466,7 +456,7 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
         const unsigned char *at = get(&r, slen);
         get(&r, (8 - slen % 8) % 8);
         if (r.bad || !at) {
-            errf(err, errlen, "section %u of %u runs past the end of the file", i + 1, n_sections);
+            err_set(err, errlen, "section %u of %u runs past the end of the file", i + 1, n_sections);
             return -1;
         }
         span_t *sp = tag == SEC_JOB           ? &st->job
@@ -482,23 +472,23 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
                                               : NULL;
         char tn[5];
         if (!sp) {
-            errf(err, errlen, "unknown section '%s'", tag_name(tag, tn));
+            err_set(err, errlen, "unknown section '%s'", tag_name(tag, tn));
             return -1;
         }
         if (sp->present) {
-            errf(err, errlen, "section '%s' appears twice", tag_name(tag, tn));
+            err_set(err, errlen, "section '%s' appears twice", tag_name(tag, tn));
             return -1;
         }
         *sp = (span_t){at, (size_t)slen, 1};
     }
     if (r.off != r.n) {
-        errf(err, errlen, "%zu unexpected bytes after the last section", r.n - r.off);
+        err_set(err, errlen, "%zu unexpected bytes after the last section", r.n - r.off);
         return -1;
     }
 
     /* The job first: every other difference follows from it. */
     if (!st->job.present) {
-        errf(err, errlen, "no job section");
+        err_set(err, errlen, "no job section");
         return -1;
     }
     size_t now_len;
@@ -507,7 +497,7 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
     if (job_hash != now_hash || fnv1a(FNV_OFFSET, st->job.p, st->job.n) != job_hash) {
         char diff[1024];
         job_diff((const char *)st->job.p, st->job.n, now, diff, sizeof diff);
-        errf(err, errlen, "written for a different job: %s", diff);
+        err_set(err, errlen, "written for a different job: %s", diff);
         free(now);
         return -1;
     }
@@ -532,11 +522,11 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
     SIZE_CHECK("reward-model parameters", rm_n, l->rm ? l->rm->n_params : 0);
 #undef SIZE_CHECK
     if (!what && strcmp(env_id, job->env.id) != 0) {
-        errf(err, errlen, "environment is %s in the checkpoint, %s now", env_id, job->env.id);
+        err_set(err, errlen, "environment is %s in the checkpoint, %s now", env_id, job->env.id);
         return -1;
     }
     if (what) {
-        errf(err, errlen, "%s: %llu in the checkpoint, %llu in this build", what, have, want);
+        err_set(err, errlen, "%s: %llu in the checkpoint, %llu in this build", what, have, want);
         return -1;
     }
 
@@ -643,7 +633,7 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
     }
     if (!bad && !st->feed.present) bad = "feed state";
     if (bad) {
-        errf(err, errlen, "malformed %s section", bad);
+        err_set(err, errlen, "malformed %s section", bad);
         free(st->labels);
         st->labels = NULL;
         return -1;
@@ -721,7 +711,7 @@ int checkpoint_save(const char *path, const learner_t *l, const checkpoint_loop_
     size_t len;
     checkpoint_encode(l, loop, &buf, &len);
     int rc = write_file_atomic(path, buf, len);
-    if (rc != 0) errf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    if (rc != 0) err_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
     free(buf);
     return rc;
 }
@@ -731,12 +721,12 @@ int checkpoint_read_file(const char *path, unsigned char **buf, size_t *len, cha
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        err_set(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        errf(err, errlen, "%s is not a regular file", path);
+        err_set(err, errlen, "%s is not a regular file", path);
         fclose(f);
         return -1;
     }
@@ -746,7 +736,7 @@ int checkpoint_read_file(const char *path, unsigned char **buf, size_t *len, cha
     int failed = ferror(f);
     fclose(f);
     if (got != n || failed) {
-        errf(err, errlen, "cannot read %s: %s", path, failed ? strerror(errno) : "short read");
+        err_set(err, errlen, "cannot read %s: %s", path, failed ? strerror(errno) : "short read");
         free(p);
         return -1;
     }
@@ -761,7 +751,7 @@ int checkpoint_load(const char *path, learner_t *l, checkpoint_loop_t *loop, cha
     if (checkpoint_read_file(path, &buf, &len, err, errlen) != 0) return -1;
     char why[1536];
     int rc = checkpoint_decode(l, buf, len, loop, why, sizeof why);
-    if (rc != 0) errf(err, errlen, "%s: %s", path, why);
+    if (rc != 0) err_set(err, errlen, "%s: %s", path, why);
     free(buf);
     return rc;
 }

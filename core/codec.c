@@ -2,22 +2,12 @@
 #include "codec.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "job.h"
 #include "util.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- trajectory batches ------------------------------------------------ */
 
@@ -75,19 +65,19 @@ void codec_batch_free(codec_batch_t *c) {
 int codec_batch_to_traj(const Rlhf__TrajectoryBatch *m, const char *env_id, traj_t *b, int need_norm, char *err,
                         size_t errlen) {
     if (env_id && strcmp(m->env_id, env_id) != 0) {
-        set_err(err, errlen, "trajectory batch of %s, the job runs %s", m->env_id, env_id);
+        err_set(err, errlen, "trajectory batch of %s, the job runs %s", m->env_id, env_id);
         return -1;
     }
     if ((int)m->steps != b->T || (int)m->n_envs != b->N || (int)m->obs_dim != b->obs_dim ||
         (int)m->act_dim != b->act_dim) {
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "trajectory batch of steps %" PRIu32 " x n_envs %" PRIu32 " x obs_dim %" PRIu32 ", act_dim %" PRIu32
                 "; the job's is %d x %d x %d, act_dim %d",
                 m->steps, m->n_envs, m->obs_dim, m->act_dim, b->T, b->N, b->obs_dim, b->act_dim);
         return -1;
     }
     if (need_norm && m->n_obs_norm == 0) {
-        set_err(err, errlen, "trajectory batch without obs_norm: a learner trains on the normalised observations");
+        err_set(err, errlen, "trajectory batch without obs_norm: a learner trains on the normalised observations");
         return -1;
     }
     /* wire_validate() checked every length against the dimensions above. */
@@ -118,11 +108,11 @@ int codec_batch_view(const Rlhf__TrajectoryBatch *m, const char *env_id, int T, 
     memset(view, 0, sizeof *view);
     view->T = T, view->N = N, view->obs_dim = obs_dim, view->act_dim = act_dim;
     if (env_id && strcmp(m->env_id, env_id) != 0) {
-        set_err(err, errlen, "trajectory batch of %s, the job runs %s", m->env_id, env_id);
+        err_set(err, errlen, "trajectory batch of %s, the job runs %s", m->env_id, env_id);
         return -1;
     }
     if ((int)m->steps != T || (int)m->n_envs != N || (int)m->obs_dim != obs_dim || (int)m->act_dim != act_dim) {
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "trajectory batch of steps %" PRIu32 " x n_envs %" PRIu32 " x obs_dim %" PRIu32 ", act_dim %" PRIu32
                 "; the job's is %d x %d x %d, act_dim %d",
                 m->steps, m->n_envs, m->obs_dim, m->act_dim, T, N, obs_dim, act_dim);
@@ -166,7 +156,7 @@ void codec_segment_view(Rlhf__Segment *m, uint64_t id, const char *env_id, int T
 
 int codec_segment_add(segstore_t *s, const Rlhf__Segment *m, char *err, size_t errlen) {
     if ((int)m->length != s->T || (int)m->obs_dim != s->obs_dim || (int)m->act_dim != s->act_dim) {
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "segment %" PRIu64 " of length %" PRIu32 ", obs_dim %" PRIu32 ", act_dim %" PRIu32
                 "; the job's segments are %d, %d, %d",
                 m->id, m->length, m->obs_dim, m->act_dim, s->T, s->obs_dim, s->act_dim);
@@ -174,7 +164,7 @@ int codec_segment_add(segstore_t *s, const Rlhf__Segment *m, char *err, size_t e
     }
     uint8_t ab[1000]; /* feedback.segment_len <= 1000 (job.c) */
     if (s->T > (int)sizeof ab) {
-        set_err(err, errlen, "segment length %d over %zu", s->T, sizeof ab);
+        err_set(err, errlen, "segment length %d over %zu", s->T, sizeof ab);
         return -1;
     }
     for (int t = 0; t < s->T; t++) ab[t] = m->absorbing[t] != 0;
@@ -206,13 +196,13 @@ int codec_label_is_cant_tell(const Rlhf__Label *l) {
 int codec_label(const Rlhf__Query *q, const Rlhf__Label *l, const int *seg_index, label_t *out, char *err,
                 size_t errlen) {
     if (l->kind != q->kind) {
-        set_err(err, errlen, "a %s label for %s query %" PRIu64, wire_query_kind_name(l->kind),
+        err_set(err, errlen, "a %s label for %s query %" PRIu64, wire_query_kind_name(l->kind),
                 wire_query_kind_name(q->kind), q->id);
         return -1;
     }
     size_t k = q->n_segment_ids;
     if (k > LABEL_MAX_K) {
-        set_err(err, errlen, "query %" PRIu64 " shows %zu segments; at most %d can be learned from", q->id, k,
+        err_set(err, errlen, "query %" PRIu64 " shows %zu segments; at most %d can be learned from", q->id, k,
                 LABEL_MAX_K);
         return -1;
     }
@@ -234,14 +224,14 @@ int codec_label(const Rlhf__Query *q, const Rlhf__Label *l, const int *seg_index
         return 0;
     case RLHF__QUERY_KIND__QUERY_RANKING: {
         if (l->n_ranking != k) {
-            set_err(err, errlen, "ranking of %zu positions for query %" PRIu64 " of k = %zu", l->n_ranking, q->id, k);
+            err_set(err, errlen, "ranking of %zu positions for query %" PRIu64 " of k = %zu", l->n_ranking, q->id, k);
             return -1;
         }
         unsigned seen = 0;
         for (size_t j = 0; j < k; j++) {
             uint32_t p = l->ranking[j];
             if (p >= k || (seen & (1u << p))) {
-                set_err(err, errlen, "ranking of query %" PRIu64 " is not a permutation of 0..%zu", q->id, k - 1);
+                err_set(err, errlen, "ranking of query %" PRIu64 " is not a permutation of 0..%zu", q->id, k - 1);
                 return -1;
             }
             seen |= 1u << p;
@@ -250,7 +240,7 @@ int codec_label(const Rlhf__Query *q, const Rlhf__Label *l, const int *seg_index
         return 0;
     }
     default:
-        set_err(err, errlen, "query %" PRIu64 " has no known kind", q->id);
+        err_set(err, errlen, "query %" PRIu64 " has no known kind", q->id);
         return -1;
     }
 }

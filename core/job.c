@@ -11,6 +11,7 @@
  * <where> is "file:line" or "--set section.key=value".
  */
 #include "job.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -140,14 +141,6 @@ __attribute__((format(printf, 3, 4))) static void append(char *buf, size_t n, co
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf + len, n - len, fmt, ap);
-    va_end(ap);
-}
-
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
 }
 
@@ -385,9 +378,9 @@ static int parse_value(const job_key_t *k, job_t *job, const char *v, char *msg,
     char want[256];
     describe(k, want, sizeof want);
     if (k->type == T_STRING && strlen(v) >= k->size)
-        seterr(msg, n, "[%s] %s: expected %s, got %zu bytes", k->section, k->key, want, strlen(v));
+        err_set(msg, n, "[%s] %s: expected %s, got %zu bytes", k->section, k->key, want, strlen(v));
     else
-        seterr(msg, n, "[%s] %s: expected %s, got '%.80s%s'", k->section, k->key, want, v, strlen(v) > 80 ? "..." : "");
+        err_set(msg, n, "[%s] %s: expected %s, got '%.80s%s'", k->section, k->key, want, v, strlen(v) > 80 ? "..." : "");
     return -1;
 }
 
@@ -396,18 +389,18 @@ static int parse_value(const job_key_t *k, job_t *job, const char *v, char *msg,
 static int set_key(job_t *job, const char *section, const char *key, const char *value, char *msg, size_t n) {
     char known[512];
     if (!section[0]) {
-        seterr(msg, n, "'%s' is outside any section; put it under [section]", key);
+        err_set(msg, n, "'%s' is outside any section; put it under [section]", key);
         return -1;
     }
     if (!section_known(section)) {
         list_sections(known, sizeof known);
-        seterr(msg, n, "unknown section [%s] (known: %s)", section, known);
+        err_set(msg, n, "unknown section [%s] (known: %s)", section, known);
         return -1;
     }
     const job_key_t *k = find_key(section, key);
     if (!k) {
         list_keys(section, known, sizeof known);
-        seterr(msg, n, "[%s] %s: unknown key ([%s] has %s)", section, key, section, known);
+        err_set(msg, n, "[%s] %s: unknown key ([%s] has %s)", section, key, section, known);
         return -1;
     }
     return parse_value(k, job, value ? value : "", msg, n);
@@ -518,7 +511,7 @@ static char *load_reader(char *str, int num, void *stream) {
             if (!known) {
                 char list[256];
                 list_sections(list, sizeof list);
-                seterr(L->err, L->errlen, "%s:%d: unknown section [%s] (known: %s)", L->path, L->line, s + 1, list);
+                err_set(L->err, L->errlen, "%s:%d: unknown section [%s] (known: %s)", L->path, L->line, s + 1, list);
                 L->err_line = L->line;
                 return NULL;
             }
@@ -529,7 +522,7 @@ static char *load_reader(char *str, int num, void *stream) {
         if (s[0] == ';' || s[0] == '#') {
             len = (size_t)num - 1; /* still a comment: the rest does not matter */
         } else {
-            seterr(L->err, L->errlen, "%s:%d: line is %zu bytes long; inih reads at most %d (use --set for a longer value)",
+            err_set(L->err, L->errlen, "%s:%d: line is %zu bytes long; inih reads at most %d (use --set for a longer value)",
                    L->path, L->line, len, num - 1);
             L->err_line = L->line;
             return NULL;
@@ -545,7 +538,7 @@ static int load_handler(void *user, const char *section, const char *name, const
     if (L->err_line) return 0;
     char msg[768];
     if (set_key(&L->job, section, name, value, msg, sizeof msg) == 0) return 1;
-    seterr(L->err, L->errlen, "%s:%d: %s", L->path, L->line, msg);
+    err_set(L->err, L->errlen, "%s:%d: %s", L->path, L->line, msg);
     L->err_line = L->line;
     return 0;
 }
@@ -574,7 +567,7 @@ static int load_stream(job_t *job, FILE *f, const char *path, char *err, size_t 
 int job_load(job_t *job, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
-        seterr(err, errlen, "%s: cannot open job file: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: cannot open job file: %s", path, strerror(errno));
         return -1;
     }
     return load_stream(job, f, path, err, errlen);
@@ -587,7 +580,7 @@ int job_load_text(job_t *job, const char *text, const char *name, char *err, siz
     size_t n = strlen(text);
     FILE *f = fmemopen((void *)(n ? text : empty), n ? n : 1, "r");
     if (!f) {
-        seterr(err, errlen, "%s: cannot read job text: %s", name, strerror(errno));
+        err_set(err, errlen, "%s: cannot read job text: %s", name, strerror(errno));
         return -1;
     }
     return load_stream(job, f, name, err, errlen);
@@ -616,7 +609,7 @@ static int load_stream(job_t *job, FILE *f, const char *path, char *err, size_t 
     free(L.buf);
     fclose(L.f);
     if (rc == -2) {
-        seterr(err, errlen, "%s: out of memory parsing the job file", path);
+        err_set(err, errlen, "%s: out of memory parsing the job file", path);
         return -1;
     }
     /* inih returns the first line it failed on, ours or its own; a line
@@ -624,12 +617,12 @@ static int load_stream(job_t *job, FILE *f, const char *path, char *err, size_t 
     if (rc > 0 && (L.err_line == 0 || rc < L.err_line)) {
         char text[96];
         read_line(path, rc, text, sizeof text);
-        seterr(err, errlen, "%s:%d: malformed line: expected '[section]' or 'key = value', got '%s'", path, rc, text);
+        err_set(err, errlen, "%s:%d: malformed line: expected '[section]' or 'key = value', got '%s'", path, rc, text);
         return -1;
     }
     if (L.err_line) return -1;
     if (read_failed) {
-        seterr(err, errlen, "%s: cannot read job file: %s", path, strerror(read_errno));
+        err_set(err, errlen, "%s: cannot read job file: %s", path, strerror(read_errno));
         return -1;
     }
     *job = L.job;
@@ -647,7 +640,7 @@ int job_set(job_t *job, const char *assignment, char *err, size_t errlen) {
     const char *eq = strchr(assignment, '=');
     const char *dot = eq ? memchr(assignment, '.', (size_t)(eq - assignment)) : NULL;
     if (!eq || !dot) {
-        seterr(err, errlen, "--set %s: expected section.key=value", assignment);
+        err_set(err, errlen, "--set %s: expected section.key=value", assignment);
         return -1;
     }
     /* Trimmed like an INI line, so "ppo.lr = 1e-4" means what it says. */
@@ -656,13 +649,13 @@ int job_set(job_t *job, const char *assignment, char *err, size_t errlen) {
     trim_copy(key, sizeof key, dot + 1, (size_t)(eq - dot - 1));
     size_t vlen = strlen(eq + 1);
     if (vlen >= sizeof value) {
-        seterr(err, errlen, "--set %s.%s=...: value of %zu bytes is too long", section, key, vlen);
+        err_set(err, errlen, "--set %s.%s=...: value of %zu bytes is too long", section, key, vlen);
         return -1;
     }
     trim_copy(value, sizeof value, eq + 1, vlen);
     char msg[768];
     if (set_key(job, section, key, value, msg, sizeof msg) < 0) {
-        seterr(err, errlen, "--set %.200s: %s", assignment, msg);
+        err_set(err, errlen, "--set %.200s: %s", assignment, msg);
         return -1;
     }
     return 0;
@@ -677,46 +670,46 @@ int job_validate(const job_t *job, char *err, size_t errlen) {
         const job_key_t *k = &keys[i];
         char text[JOB_STR * 8], msg[768];
         if (k->type == T_STRING && strnlen(cfield(k, job), k->size) == k->size) {
-            seterr(err, errlen, "[%s] %s: not NUL-terminated within %zu bytes", k->section, k->key, k->size);
+            err_set(err, errlen, "[%s] %s: not NUL-terminated within %zu bytes", k->section, k->key, k->size);
             return -1;
         }
         if (k->type == T_LIST) {
             int count = *(const int *)((const char *)job + k->count_off);
             if (count < 1 || count > JOB_MAX_LAYERS) {
-                seterr(err, errlen, "[%s] %s: has %d entries; expected 1 to %d", k->section, k->key, count, JOB_MAX_LAYERS);
+                err_set(err, errlen, "[%s] %s: has %d entries; expected 1 to %d", k->section, k->key, count, JOB_MAX_LAYERS);
                 return -1;
             }
         }
         format_value(k, job, text, sizeof text);
         if (parse_value(k, &scratch, text, msg, sizeof msg) < 0) {
-            seterr(err, errlen, "%s", msg);
+            err_set(err, errlen, "%s", msg);
             return -1;
         }
     }
     if (!job->env.id[0]) {
-        seterr(err, errlen, "[env] id: must not be empty (rlhf env list shows the ids)");
+        err_set(err, errlen, "[env] id: must not be empty (rlhf env list shows the ids)");
         return -1;
     }
     long long per_iter = (long long)job->env.n_envs * job->ppo.n_steps;
     if (job->ppo.minibatch > per_iter) {
-        seterr(err, errlen,
+        err_set(err, errlen,
                "[ppo] minibatch: %d is more than the samples per iteration, env.n_envs * ppo.n_steps = %d * %d = %lld",
                job->ppo.minibatch, job->env.n_envs, job->ppo.n_steps, per_iter);
         return -1;
     }
     if (job->run.total_steps < per_iter) {
-        seterr(err, errlen,
+        err_set(err, errlen,
                "[run] total_steps: %lld is less than one iteration, env.n_envs * ppo.n_steps = %d * %d = %lld",
                job->run.total_steps, job->env.n_envs, job->ppo.n_steps, per_iter);
         return -1;
     }
     if (job->feedback.mode != FEEDBACK_TRUE_REWARD && job->feedback.labels < 1) {
-        seterr(err, errlen, "[feedback] labels: must be >= 1 when feedback.mode is %s (only true-reward needs none)",
+        err_set(err, errlen, "[feedback] labels: must be >= 1 when feedback.mode is %s (only true-reward needs none)",
                feedback_names[job->feedback.mode]);
         return -1;
     }
     if (job->feedback.mode == FEEDBACK_TEACHER && !job->feedback.teacher[0]) {
-        seterr(err, errlen, "[feedback] teacher: must not be empty when feedback.mode is teacher (e.g. oracle)");
+        err_set(err, errlen, "[feedback] teacher: must not be empty when feedback.mode is teacher (e.g. oracle)");
         return -1;
     }
     return 0;

@@ -71,7 +71,8 @@ static int on_welcome(labeler_t *lb, const Rlhf__Welcome *w, char *err, size_t e
         return -1;
     }
     if (teacher_parse(lb->spec, &lb->teacher, err, errlen) != 0) return -1;
-    /* train.c's rating range: the per-step reward bounds over a segment. */
+    /* The local feed's rating range (feed_local.c): the per-step reward
+     * bounds over a segment. */
     int seg_len = lb->job.feedback.segment_len;
     if (!strstr(lb->spec, "lo=")) lb->teacher.rating_lo = cls->reward_lo * seg_len;
     if (!strstr(lb->spec, "hi=")) lb->teacher.rating_hi = cls->reward_hi * seg_len;

@@ -37,42 +37,33 @@
 
 static const char z85_alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ======================================================================
  * Keys
  * ====================================================================== */
 
 int transport_key_decode(const char *s, uint8_t bin[TRANSPORT_KEY_BYTES], char *err, size_t errlen) {
     if (!s) {
-        set_err(err, errlen, "no key");
+        err_set(err, errlen, "no key");
         return -1;
     }
     size_t n = strlen(s);
     if (n != TRANSPORT_Z85_LEN) {
-        set_err(err, errlen, "key is %zu characters, expected %d (Z85)", n, TRANSPORT_Z85_LEN);
+        err_set(err, errlen, "key is %zu characters, expected %d (Z85)", n, TRANSPORT_Z85_LEN);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == 0 || !strchr(z85_alphabet, c)) {
             if (c >= 0x21 && c < 0x7f)
-                set_err(err, errlen, "character %zu ('%c') is not Z85", i + 1, c);
+                err_set(err, errlen, "character %zu ('%c') is not Z85", i + 1, c);
             else
-                set_err(err, errlen, "character %zu (byte 0x%02x) is not Z85", i + 1, c);
+                err_set(err, errlen, "character %zu (byte 0x%02x) is not Z85", i + 1, c);
             return -1;
         }
     }
     uint8_t tmp[TRANSPORT_KEY_BYTES];
     if (!zmq_z85_decode(tmp, s)) {
-        set_err(err, errlen, "not a valid Z85 key (a 4-byte group overflows)");
+        err_set(err, errlen, "not a valid Z85 key (a 4-byte group overflows)");
         return -1;
     }
     if (bin) memcpy(bin, tmp, sizeof tmp);
@@ -82,16 +73,16 @@ int transport_key_decode(const char *s, uint8_t bin[TRANSPORT_KEY_BYTES], char *
 /* A key name becomes a file name and an allow-list name: keep it plain. */
 static int check_key_name(const char *name, char *err, size_t errlen) {
     if (!name || !*name) {
-        set_err(err, errlen, "key name is empty");
+        err_set(err, errlen, "key name is empty");
         return -1;
     }
     size_t n = strlen(name);
     if (n > WIRE_MAX_NAME) {
-        set_err(err, errlen, "key name is %zu bytes, longer than %d", n, WIRE_MAX_NAME);
+        err_set(err, errlen, "key name is %zu bytes, longer than %d", n, WIRE_MAX_NAME);
         return -1;
     }
     if (name[0] == '.' || name[0] == '-') {
-        set_err(err, errlen, "key name '%s' starts with '%c'", name, name[0]);
+        err_set(err, errlen, "key name '%s' starts with '%c'", name, name[0]);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -99,7 +90,7 @@ static int check_key_name(const char *name, char *err, size_t errlen) {
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
                  c == '_' || c == '.';
         if (!ok) {
-            set_err(err, errlen, "key name '%s': only letters, digits, '-', '_' and '.' are allowed", name);
+            err_set(err, errlen, "key name '%s': only letters, digits, '-', '_' and '.' are allowed", name);
             return -1;
         }
     }
@@ -109,7 +100,7 @@ static int check_key_name(const char *name, char *err, size_t errlen) {
 static int key_path(char *out, size_t outlen, const char *dir, const char *name, const char *ext, char *err,
                     size_t errlen) {
     if (snprintf(out, outlen, "%s/%s.%s", dir, name, ext) >= (int)outlen) {
-        set_err(err, errlen, "path too long: %s/%s.%s", dir, name, ext);
+        err_set(err, errlen, "path too long: %s/%s.%s", dir, name, ext);
         return -1;
     }
     return 0;
@@ -126,29 +117,29 @@ static int read_key_file(const char *path, int secret, char out[TRANSPORT_Z85_LE
                          size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file", path);
+        err_set(err, errlen, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
     if (secret && (st.st_mode & 077)) {
-        set_err(err, errlen, "%s: secret key is accessible by others (mode %04o): chmod 600 %s", path,
+        err_set(err, errlen, "%s: secret key is accessible by others (mode %04o): chmod 600 %s", path,
                 (unsigned)(st.st_mode & 07777), path);
         close(fd);
         return -1;
     }
     if (st.st_size > 65536) {
-        set_err(err, errlen, "%s: %lld bytes, too large for a key file", path, (long long)st.st_size);
+        err_set(err, errlen, "%s: %lld bytes, too large for a key file", path, (long long)st.st_size);
         close(fd);
         return -1;
     }
     FILE *f = fdopen(fd, "r");
     if (!f) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -163,14 +154,14 @@ static int read_key_file(const char *path, int secret, char out[TRANSPORT_Z85_LE
         while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t')) p[--n] = 0;
         if (n == 0 || is_comment(p)) continue;
         if (key_line) {
-            set_err(err, errlen, "%s:%d: a second key line (the key is on line %d; one key per file)", path,
+            err_set(err, errlen, "%s:%d: a second key line (the key is on line %d; one key per file)", path,
                     lineno, key_line);
             rc = -1;
             break;
         }
         char why[128];
         if (transport_key_decode(p, NULL, why, sizeof why) != 0) {
-            set_err(err, errlen, "%s:%d: %s", path, lineno, why);
+            err_set(err, errlen, "%s:%d: %s", path, lineno, why);
             rc = -1;
             break;
         }
@@ -178,11 +169,11 @@ static int read_key_file(const char *path, int secret, char out[TRANSPORT_Z85_LE
         key_line = lineno;
     }
     if (rc == 0 && ferror(f)) {
-        set_err(err, errlen, "%s: read error", path);
+        err_set(err, errlen, "%s: read error", path);
         rc = -1;
     }
     if (rc == 0 && !key_line) {
-        set_err(err, errlen, "%s: no key in the file (empty or only comments)", path);
+        err_set(err, errlen, "%s: no key in the file (empty or only comments)", path);
         rc = -1;
     }
     free(line);
@@ -198,7 +189,7 @@ int transport_key_load(const char *path, char out[TRANSPORT_Z85_LEN + 1], char *
 int transport_keypair_generate(transport_keypair_t *kp, char *err, size_t errlen) {
     memset(kp, 0, sizeof *kp);
     if (!zmq_has("curve") || zmq_curve_keypair(kp->public_z85, kp->secret_z85) != 0) {
-        set_err(err, errlen, "cannot generate a CURVE key pair: libzmq was built without CURVE (libsodium)");
+        err_set(err, errlen, "cannot generate a CURVE key pair: libzmq was built without CURVE (libsodium)");
         return -1;
     }
     return 0;
@@ -210,13 +201,13 @@ int transport_keypair_generate(transport_keypair_t *kp, char *err, size_t errlen
 static int write_new_file(const char *path, const char *text, mode_t mode, char *err, size_t errlen) {
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
-        set_err(err, errlen, "path too long: %s", path);
+        err_set(err, errlen, "path too long: %s", path);
         return -1;
     }
     unlink(tmp); /* a leftover of a crashed earlier run of this pid */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
-        set_err(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+        err_set(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
         return -1;
     }
     /* The umask may have cleared bits we want, never added any: fchmod
@@ -226,7 +217,7 @@ static int write_new_file(const char *path, const char *text, mode_t mode, char 
     int saved = errno;
     if (close(fd) != 0) ok = 0;
     if (!ok) {
-        set_err(err, errlen, "%s: cannot write: %s", tmp, strerror(saved));
+        err_set(err, errlen, "%s: cannot write: %s", tmp, strerror(saved));
         unlink(tmp);
         return -1;
     }
@@ -234,9 +225,9 @@ static int write_new_file(const char *path, const char *text, mode_t mode, char 
         saved = errno;
         unlink(tmp);
         if (saved == EEXIST)
-            set_err(err, errlen, "%s exists: remove it first to make a new key (it is an identity)", path);
+            err_set(err, errlen, "%s exists: remove it first to make a new key (it is an identity)", path);
         else
-            set_err(err, errlen, "%s: cannot create: %s", path, strerror(saved));
+            err_set(err, errlen, "%s: cannot create: %s", path, strerror(saved));
         return -1;
     }
     unlink(tmp);
@@ -255,12 +246,12 @@ int transport_keypair_save(const transport_keypair_t *kp, const char *dir, const
         return -1;
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "%s: not a folder", dir);
+        err_set(err, errlen, "%s: not a folder", dir);
         return -1;
     }
     /* Check both before writing either, so a refusal leaves nothing. */
     if (access(sec_path, F_OK) == 0 || access(pub_path, F_OK) == 0) {
-        set_err(err, errlen, "%s exists: remove it first to make a new key (it is an identity)",
+        err_set(err, errlen, "%s exists: remove it first to make a new key (it is an identity)",
                 access(sec_path, F_OK) == 0 ? sec_path : pub_path);
         return -1;
     }
@@ -285,7 +276,7 @@ int transport_keypair_load(transport_keypair_t *kp, const char *dir, const char 
         return -1;
     if (read_key_file(sec_path, 1, kp->secret_z85, err, errlen) != 0) return -1;
     if (zmq_curve_public(kp->public_z85, kp->secret_z85) != 0) {
-        set_err(err, errlen, "%s: cannot derive the public key: %s", sec_path, zmq_strerror(errno));
+        err_set(err, errlen, "%s: cannot derive the public key: %s", sec_path, zmq_strerror(errno));
         memset(kp, 0, sizeof *kp);
         return -1;
     }
@@ -296,7 +287,7 @@ int transport_keypair_load(transport_keypair_t *kp, const char *dir, const char 
             return -1;
         }
         if (strcmp(pub, kp->public_z85) != 0) {
-            set_err(err, errlen, "%s: not the public key of %s (that is %s)", pub_path, sec_path, kp->public_z85);
+            err_set(err, errlen, "%s: not the public key of %s (that is %s)", pub_path, sec_path, kp->public_z85);
             memset(kp, 0, sizeof *kp);
             return -1;
         }
@@ -307,7 +298,7 @@ int transport_keypair_load(transport_keypair_t *kp, const char *dir, const char 
 int transport_keygen_cmd(const char *dir, const char *name, FILE *out, char *err, size_t errlen) {
     if (check_key_name(name, err, errlen) != 0) return -1;
     if (mkdir_p(dir) != 0) {
-        set_err(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
+        err_set(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
         return -1;
     }
     transport_keypair_t kp;
@@ -367,20 +358,20 @@ int transport_allow_add(transport_allow_t *self, const char *key_z85, const char
     if (!name) name = key_z85;
     size_t n = strlen(name);
     if (n == 0 || n > WIRE_MAX_NAME) {
-        set_err(err, errlen, "name is %zu bytes, expected 1..%d", n, WIRE_MAX_NAME);
+        err_set(err, errlen, "name is %zu bytes, expected 1..%d", n, WIRE_MAX_NAME);
         return -1;
     }
     /* The name is logged and becomes the ZAP user id: no control bytes. */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c < 0x20 || c == 0x7f) {
-            set_err(err, errlen, "name has control byte 0x%02x", c);
+            err_set(err, errlen, "name has control byte 0x%02x", c);
             return -1;
         }
     }
     const allow_entry_t *dup = allow_lookup(self, key);
     if (dup) {
-        set_err(err, errlen, "key %s is already listed (as '%s')", key_z85, dup->name);
+        err_set(err, errlen, "key %s is already listed (as '%s')", key_z85, dup->name);
         return -1;
     }
     if (self->n == self->cap) {
@@ -397,7 +388,7 @@ int transport_allow_add(transport_allow_t *self, const char *key_z85, const char
 transport_allow_t *transport_allow_load(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     transport_allow_t *self = transport_allow_new();
@@ -417,14 +408,14 @@ transport_allow_t *transport_allow_load(const char *path, char *err, size_t errl
         }
         if (nt == 0) continue;
         if (nt == 3) {
-            set_err(err, errlen, "%s:%d: unexpected '%s' after the name (expected: key [name] [# comment])", path,
+            err_set(err, errlen, "%s:%d: unexpected '%s' after the name (expected: key [name] [# comment])", path,
                     lineno, tok[2]);
             rc = -1;
             break;
         }
         char why[256];
         if (transport_allow_add(self, tok[0], nt > 1 ? tok[1] : NULL, why, sizeof why) != 0) {
-            set_err(err, errlen, "%s:%d: %s", path, lineno, why);
+            err_set(err, errlen, "%s:%d: %s", path, lineno, why);
             rc = -1;
             break;
         }
@@ -546,24 +537,24 @@ int transport_zap_start(transport_t *self, transport_allow_t **allow_p, char *er
     transport_allow_t *allow = allow_p ? *allow_p : NULL;
     if (allow_p) *allow_p = NULL;
     if (!allow) {
-        set_err(err, errlen, "ZAP needs an allow-list");
+        err_set(err, errlen, "ZAP needs an allow-list");
         return -1;
     }
     if (self->zap) {
         transport_allow_destroy(&allow);
-        set_err(err, errlen, "ZAP is already started for this context");
+        err_set(err, errlen, "ZAP is already started for this context");
         return -1;
     }
     void *zap = zmq_socket(self->ctx, ZMQ_REP);
     if (!zap) {
         transport_allow_destroy(&allow);
-        set_err(err, errlen, "ZAP: zmq_socket: %s", zmq_strerror(errno));
+        err_set(err, errlen, "ZAP: zmq_socket: %s", zmq_strerror(errno));
         return -1;
     }
     int zero = 0;
     zmq_setsockopt(zap, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_bind(zap, ZAP_ENDPOINT) != 0) {
-        set_err(err, errlen, "ZAP: cannot bind %s: %s", ZAP_ENDPOINT, zmq_strerror(errno));
+        err_set(err, errlen, "ZAP: cannot bind %s: %s", ZAP_ENDPOINT, zmq_strerror(errno));
         zmq_close(zap);
         transport_allow_destroy(&allow);
         return -1;
@@ -919,7 +910,7 @@ static int setopt_int(void *sock, int opt, int v) { return zmq_setsockopt(sock, 
 static transport_sock_t *sock_new(transport_t *t, int type, char *err, size_t errlen) {
     void *sock = zmq_socket(t->ctx, type);
     if (!sock) {
-        set_err(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
+        err_set(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
         return NULL;
     }
     const transport_options_t *o = &t->opt;
@@ -939,7 +930,7 @@ static transport_sock_t *sock_new(transport_t *t, int type, char *err, size_t er
     if (o->sndhwm > 0) rc |= setopt_int(sock, ZMQ_SNDHWM, o->sndhwm);
     if (o->rcvhwm > 0) rc |= setopt_int(sock, ZMQ_RCVHWM, o->rcvhwm);
     if (rc != 0) {
-        set_err(err, errlen, "zmq_setsockopt: %s", zmq_strerror(errno));
+        err_set(err, errlen, "zmq_setsockopt: %s", zmq_strerror(errno));
         zmq_close(sock);
         return NULL;
     }
@@ -949,7 +940,7 @@ static transport_sock_t *sock_new(transport_t *t, int type, char *err, size_t er
     void *mon = NULL;
     if (zmq_socket_monitor(sock, mon_ep, MONITOR_EVENTS) != 0 || !(mon = zmq_socket(t->ctx, ZMQ_PAIR)) ||
         setopt_int(mon, ZMQ_LINGER, 0) != 0 || zmq_connect(mon, mon_ep) != 0) {
-        set_err(err, errlen, "socket monitor: %s", zmq_strerror(errno));
+        err_set(err, errlen, "socket monitor: %s", zmq_strerror(errno));
         if (mon) zmq_close(mon);
         zmq_close(sock);
         return NULL;
@@ -987,13 +978,13 @@ static int set_key(void *sock, int opt, const char *z85, const char *what, char 
     uint8_t bin[TRANSPORT_KEY_BYTES];
     char why[128];
     if (transport_key_decode(z85, bin, why, sizeof why) != 0) {
-        set_err(err, errlen, "%s: %s", what, why);
+        err_set(err, errlen, "%s: %s", what, why);
         return -1;
     }
     int rc = zmq_setsockopt(sock, opt, bin, sizeof bin);
     memset(bin, 0, sizeof bin);
     if (rc != 0) {
-        set_err(err, errlen, "%s: %s", what, zmq_strerror(errno));
+        err_set(err, errlen, "%s: %s", what, zmq_strerror(errno));
         return -1;
     }
     return 0;
@@ -1003,12 +994,12 @@ transport_sock_t *transport_server_new(transport_t *t, const char *endpoint, con
                                        char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (keys && !t->zap) {
-        set_err(err, errlen, "a CURVE server needs the allow-list first (transport_zap_start): without ZAP "
+        err_set(err, errlen, "a CURVE server needs the allow-list first (transport_zap_start): without ZAP "
                              "libzmq accepts any client key");
         return NULL;
     }
     if (keys && !zmq_has("curve")) {
-        set_err(err, errlen, "libzmq was built without CURVE");
+        err_set(err, errlen, "libzmq was built without CURVE");
         return NULL;
     }
     transport_sock_t *s = sock_new(t, ZMQ_ROUTER, err, errlen);
@@ -1022,14 +1013,14 @@ transport_sock_t *transport_server_new(transport_t *t, const char *endpoint, con
         if (rc == 0) rc = zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN));
     }
     if (rc == 0 && zmq_bind(s->sock, endpoint) != 0) {
-        set_err(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+        err_set(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
         rc = -1;
     }
     size_t len = sizeof s->endpoint;
     if (rc == 0 && zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &len) != 0)
         snprintf(s->endpoint, sizeof s->endpoint, "%s", endpoint);
     if (rc != 0) {
-        if (err && errlen && !err[0]) set_err(err, errlen, "server socket: %s", zmq_strerror(errno));
+        if (err && errlen && !err[0]) err_set(err, errlen, "server socket: %s", zmq_strerror(errno));
         transport_sock_destroy(&s);
         return NULL;
     }
@@ -1040,11 +1031,11 @@ transport_sock_t *transport_server_new(transport_t *t, const char *endpoint, con
 transport_sock_t *transport_client_new(transport_t *t, const char *endpoint, const transport_keypair_t *keys,
                                        const char *server_public_z85, char *err, size_t errlen) {
     if ((keys == NULL) != (server_public_z85 == NULL)) {
-        set_err(err, errlen, "a CURVE client needs both its key pair and the server's public key");
+        err_set(err, errlen, "a CURVE client needs both its key pair and the server's public key");
         return NULL;
     }
     if (keys && !zmq_has("curve")) {
-        set_err(err, errlen, "libzmq was built without CURVE");
+        err_set(err, errlen, "libzmq was built without CURVE");
         return NULL;
     }
     if (err && errlen) err[0] = 0;
@@ -1059,7 +1050,7 @@ transport_sock_t *transport_client_new(transport_t *t, const char *endpoint, con
         if (rc == 0) rc = set_key(s->sock, ZMQ_CURVE_SECRETKEY, keys->secret_z85, "client secret key", err, errlen);
     }
     if (rc == 0 && zmq_connect(s->sock, endpoint) != 0) {
-        set_err(err, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+        err_set(err, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
         rc = -1;
     }
     if (rc != 0) {

@@ -14,6 +14,14 @@
 static const char *log_name = "rlhf";
 static log_level_t log_level = LOG_INFO;
 
+void err_set(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
 static void die_alloc(size_t n, const char *file, int line) {
     fprintf(stderr, "error: out of memory allocating %zu bytes at %s:%d\n", n, file, line);
     exit(1);

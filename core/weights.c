@@ -2,7 +2,6 @@
 #include "weights.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +9,9 @@
 #include "env.h"
 #include "util.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const env_class_t *job_env(const job_t *job, char *err, size_t errlen) {
     const env_class_t *cls = env_find(job->env.id);
-    if (!cls) set_err(err, errlen, "unknown environment '%s' (rlhf env list)", job->env.id);
+    if (!cls) err_set(err, errlen, "unknown environment '%s' (rlhf env list)", job->env.id);
     return cls;
 }
 
@@ -136,18 +126,18 @@ static void pack(weights_t *w, Rlhf__ModelKind model, uint64_t version, const ch
 static int unpack(const weights_t *w, Rlhf__ModelKind model, const char *arch, float *params, size_t n_params,
                   runstat_t *st, int obs_dim, char *err, size_t errlen) {
     if (w->model != model) {
-        set_err(err, errlen, "weights are for the %s, expected the %s", wire_model_kind_name(w->model) ? wire_model_kind_name(w->model) : "(none)",
+        err_set(err, errlen, "weights are for the %s, expected the %s", wire_model_kind_name(w->model) ? wire_model_kind_name(w->model) : "(none)",
                 wire_model_kind_name(model));
         return -1;
     }
     if (strcmp(w->arch, arch) != 0) {
-        set_err(err, errlen, "%s weights have arch '%s', this job's network is '%s'", wire_model_kind_name(model),
+        err_set(err, errlen, "%s weights have arch '%s', this job's network is '%s'", wire_model_kind_name(model),
                 w->arch, arch);
         return -1;
     }
     size_t n = n_params + 2 * (size_t)obs_dim + 1;
     if (w->n != n) {
-        set_err(err, errlen, "%s weights have %zu floats, expected %zu", wire_model_kind_name(model), w->n, n);
+        err_set(err, errlen, "%s weights have %zu floats, expected %zu", wire_model_kind_name(model), w->n, n);
         return -1;
     }
     memcpy(params, w->data, sizeof(float) * n_params);
@@ -248,13 +238,13 @@ int weights_rx_add(weights_rx_t *rx, const Rlhf__Weights *m, weights_t *out, cha
         rx->w.version = m->version;
         snprintf(rx->w.arch, sizeof rx->w.arch, "%s", m->arch ? m->arch : "");
     } else if (rx->next == 0 || m->chunk_index != rx->next) {
-        set_err(err, errlen, "weights chunk %" PRIu32 " of %" PRIu32 " arrived, expected chunk %" PRIu32,
+        err_set(err, errlen, "weights chunk %" PRIu32 " of %" PRIu32 " arrived, expected chunk %" PRIu32,
                 m->chunk_index, m->chunk_count, rx->next);
         rx->next = 0;
         return -1;
     } else if (m->chunk_count != rx->chunk_count || m->total_len != rx->w.n || m->version != rx->w.version ||
                m->model != rx->w.model || m->checksum != rx->checksum || m->offset != rx->filled) {
-        set_err(err, errlen, "weights chunk %" PRIu32 " does not belong to the tensor in progress (version %" PRIu64
+        err_set(err, errlen, "weights chunk %" PRIu32 " does not belong to the tensor in progress (version %" PRIu64
                 ", %zu floats)", m->chunk_index, rx->w.version, rx->w.n);
         rx->next = 0;
         return -1;
@@ -267,7 +257,7 @@ int weights_rx_add(weights_rx_t *rx, const Rlhf__Weights *m, weights_t *out, cha
     rx->next = 0;
     uint64_t h = weights_checksum(&rx->w);
     if (h != rx->checksum) {
-        set_err(err, errlen, "reassembled %s weights version %" PRIu64 ": checksum 0x%016" PRIx64
+        err_set(err, errlen, "reassembled %s weights version %" PRIu64 ": checksum 0x%016" PRIx64
                 " does not match the data (0x%016" PRIx64 ")", wire_model_kind_name(rx->w.model), rx->w.version,
                 rx->checksum, h);
         return -1;

@@ -16,15 +16,6 @@
 /* Longest path a validator builds: nesting is at most four deep. */
 #define PATH_MAX_LEN 160
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- validation context ---------------------------------------------- */
 
 typedef struct {
@@ -191,7 +182,7 @@ static int parse_name(const wire_name_t *t, const char *what, const char *name, 
         if (w < 0) break;
         used += (size_t)w;
     }
-    set_err(err, errlen, "unknown %s '%s' (expected one of: %s)", what, name ? name : "(null)", list);
+    err_set(err, errlen, "unknown %s '%s' (expected one of: %s)", what, name ? name : "(null)", list);
     return -1;
 }
 
@@ -680,7 +671,7 @@ uint8_t *wire_pack(const Rlhf__Envelope *env, size_t *len, char *err, size_t err
     /* protobuf-c writes lengths as 32-bit varints: past 2 GiB it would emit
      * bytes no peer can decode. */
     if (n > WIRE_MAX_PACKED) {
-        set_err(err, errlen, "%s message of %zu bytes exceeds the protobuf limit of %zu bytes (send weights in chunks)",
+        err_set(err, errlen, "%s message of %zu bytes exceeds the protobuf limit of %zu bytes (send weights in chunks)",
                 wire_body_name(env->body_case), n, WIRE_MAX_PACKED);
         return NULL;
     }
@@ -688,7 +679,7 @@ uint8_t *wire_pack(const Rlhf__Envelope *env, size_t *len, char *err, size_t err
     size_t w = rlhf__envelope__pack(env, buf);
     if (w != n) { /* cannot happen with a consistent message; guards the buffer */
         free(buf);
-        set_err(err, errlen, "packing produced %zu bytes, expected %zu", w, n);
+        err_set(err, errlen, "packing produced %zu bytes, expected %zu", w, n);
         return NULL;
     }
     *len = n;
@@ -763,11 +754,11 @@ Rlhf__Envelope *wire_unpack(const void *buf, size_t len, size_t max, char *err, 
     /* Before decoding: protobuf-c allocates for what the bytes claim, so an
      * oversized message must cost nothing. */
     if (len > max) {
-        set_err(err, errlen, "message of %zu bytes exceeds the limit of %zu bytes", len, max);
+        err_set(err, errlen, "message of %zu bytes exceeds the limit of %zu bytes", len, max);
         return NULL;
     }
     if (!buf && len > 0) {
-        set_err(err, errlen, "message buffer is NULL");
+        err_set(err, errlen, "message buffer is NULL");
         return NULL;
     }
     static const uint8_t empty[1];
@@ -779,7 +770,7 @@ Rlhf__Envelope *wire_unpack(const void *buf, size_t len, size_t max, char *err, 
     ProtobufCAllocator alloc = {budget_alloc, budget_free, &budget};
     Rlhf__Envelope *env = rlhf__envelope__unpack(&alloc, len, buf ? buf : empty);
     if (!env && budget.exhausted) {
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "cannot decode a %zu-byte message as rlhf.Envelope: it would take more than %zu bytes of memory "
                 "(%dx its size + %zu KiB): refused",
                 len, budget.budget, WIRE_DECODE_FACTOR, WIRE_DECODE_SLACK >> 10);
@@ -787,7 +778,7 @@ Rlhf__Envelope *wire_unpack(const void *buf, size_t len, size_t max, char *err, 
     }
     if (!env) {
         /* protobuf-c says nothing about why; these are the only causes. */
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "cannot decode a %zu-byte message as rlhf.Envelope: malformed protobuf (truncated, a bad tag "
                 "or wire type, an over-long varint, or a field over 2 GiB) or out of memory",
                 len);
@@ -796,7 +787,7 @@ Rlhf__Envelope *wire_unpack(const void *buf, size_t len, size_t max, char *err, 
     uint32_t tag = 0;
     const char *where = bad_field_number(&env->base, &tag);
     if (where) {
-        set_err(err, errlen,
+        err_set(err, errlen,
                 "cannot decode a %zu-byte message as rlhf.Envelope: malformed protobuf (field number %" PRIu32
                 " in a %s is outside 1..536870911)",
                 len, tag, where);

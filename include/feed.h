@@ -9,14 +9,16 @@
  *   local        (feed_local.c) the actor, recent episodes, query selection
  *                and scripted teacher, all in the calling process: `rlhf
  *                train`, and `rlhf-worker --local`.
- *   coordinator  (to come) batches and labels from the coordinator over
- *                ZeroMQ; publish() sends the new weights back.
+ *   coordinator  (feed_coord.c) batches and labels from the coordinator
+ *                over ZeroMQ (learnerlink.h); publish() sends the new
+ *                weights back: `rlhf-worker --coordinator`.
  *
  * Invariant: what next() returns stays valid, unchanged, until the next
  * call of next() or destroy(). */
 #ifndef RLHF_FEED_H
 #define RLHF_FEED_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "actor.h"
@@ -24,6 +26,7 @@
 #include "feedback.h"
 #include "job.h"
 #include "learner.h"
+#include "learnerlink.h"
 
 typedef struct {
     const traj_t *batch;            /* the iteration's trajectory batch */
@@ -61,5 +64,22 @@ struct feed {
  * people (feedback.mode = human), names a bad teacher, or an unknown
  * environment. */
 feed_t *feed_local_new(const job_t *job, char *err, size_t errlen);
+
+/* The coordinator feed. */
+typedef struct {
+    learnerlink_options_t link;     /* endpoint, id, CURVE; progress zero for a new run */
+    /* Checked while waiting: when it becomes nonzero, next() returns 1 (and
+     * feed_coord_new() gives up). May be NULL. */
+    volatile sig_atomic_t *stop;
+    long welcome_timeout_ms;        /* 0 = 60 s */
+} feed_coord_options_t;
+
+/* Connects and waits for the coordinator's Welcome (its job). Returns NULL
+ * with err when none comes, the job does not load, or *stop was set. The
+ * run ends (next() returns 1) with the coordinator's Shutdown; publish()
+ * sends the Shutdown itself once the job's run.total_steps are reached. */
+feed_t *feed_coord_new(const feed_coord_options_t *o, char *err, size_t errlen);
+/* The Welcome's job, as INI text (what rank 0 broadcasts; job_load_text). */
+const char *feed_coord_job_text(const feed_t *f);
 
 #endif

@@ -4,9 +4,9 @@
  *
  * It registers as PEER_LABELER (peer.h) for every query kind, holds at most
  * max_inflight queries, and answers each one from the true rewards of the
- * segments the query embeds, like train.c's teacher (the same rating range:
- * the environment's per-step reward bounds times the segment length unless
- * the spec gives lo=/hi=). Every answer gets a fresh idempotency id
+ * segments the query embeds, like the local feed's teacher (feed_local.c;
+ * the same rating range: the environment's per-step reward bounds times the
+ * segment length unless the spec gives lo=/hi=). Every answer gets a fresh idempotency id
  * "<id>-<incarnation>-<n>"; a label without a LabelAck within
  * coordinator.label_resend_ms is sent again, the same id, so it is stored
  * once however often it travels. A STORED or DUPLICATE ack ends it;

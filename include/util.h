@@ -30,6 +30,11 @@ void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(prin
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* Formats an error message into err[errlen] (vsnprintf, so it is always
+ * NUL-terminated and truncated to fit). Does nothing when err is NULL or
+ * errlen is 0, so callers may pass a NULL buffer to ignore the message. */
+void err_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Seconds from an arbitrary fixed point (CLOCK_MONOTONIC). */
 double now_s(void);
 

@@ -3,14 +3,20 @@
  *   mpirun -np L rlhf-worker JOB.ini --local [--out DIR] [--seed N]
  *          [--set section.key=value]... [--feedback teacher|true-reward]
  *          [--resume] [--checkpoint-every N] [--hash-every K]
+ *   mpirun -np L rlhf-worker --coordinator tcp://HOST:PORT [--id NAME]
+ *          [--curve-secret PATH.key --curve-server COORDINATOR.pub]
+ *          [--out DIR] [--resume] [--checkpoint-every N] [--hash-every K]
  *
  * L ranks, data parallel: every rank holds a whole learner (policy, value
  * function, reward-model ensemble, labels); each computes its shard of every
  * minibatch and the ranks sum gradients and step statistics with ONE
  * MPI_Allreduce per optimiser step (mpi_dist.c). Rank 0 alone obtains the
  * data from a feed (feed.h: with --local, the actor, episodes, query
- * selection and scripted teacher of `rlhf train` in this process; later the
- * coordinator) and shares each iteration's trajectory batch and new labels
+ * selection and scripted teacher of `rlhf train` in this process; with
+ * --coordinator, the rollout workers' batches and the labelers' labels
+ * through rlhf-coordinator, which also hands out the job: rank 0 gets it in
+ * the Welcome and broadcasts its text, and sends the coordinator Shutdown
+ * once run.total_steps are reached) and shares each iteration's trajectory batch and new labels
  * with every rank (share.c), so the replicas stay bitwise identical. Every
  * K iterations, before each checkpoint and at the end they prove it: an
  * MPI_Allgather of learner_hash(); a mismatch logs every rank's hash and
@@ -57,6 +63,7 @@
 #include "job.h"
 #include "learner.h"
 #include "mpi_dist.h"
+#include "peer.h"
 #include "report.h"
 #include "share.h"
 #include "util.h"
@@ -68,6 +75,8 @@
 typedef struct {
     int resume, local;
     long long checkpoint_every, hash_every;
+    const char *coordinator, *id, *secret, *server;   /* --coordinator mode */
+    const char *out;
 } opts_t;
 
 typedef struct {
@@ -105,7 +114,10 @@ static int agree_max(int v) {
 static int usage(int rank, FILE *f) {
     if (rank == 0)
         fprintf(f, "usage: mpirun -np L rlhf-worker JOB.ini --local [--out DIR] [--seed N] [--set section.key=value]...\n"
-                   "                  [--feedback teacher|true-reward] [--resume] [--checkpoint-every N] [--hash-every K]\n");
+                   "                  [--feedback teacher|true-reward] [--resume] [--checkpoint-every N] [--hash-every K]\n"
+                   "       mpirun -np L rlhf-worker --coordinator tcp://HOST:PORT [--id NAME]\n"
+                   "                  [--curve-secret PATH.key --curve-server COORDINATOR.pub] [--out DIR] [--resume]\n"
+                   "                  [--checkpoint-every N] [--hash-every K]\n");
     return EXIT_INPUT;
 }
 
@@ -121,6 +133,57 @@ static int parse_count(const char *opt, const char *val, long long *out, int ran
     return 0;
 }
 
+/* --coordinator mode: the job comes from the coordinator, so only where it
+ * is, who we are and the worker's own options are taken here; the job's
+ * options (--seed, --set, --feedback) belong on the coordinator, which
+ * hands the same job to every peer. Returns 0 or EXIT_INPUT. */
+static int parse_coord_args(int argc, char **argv, worker_t *w) {
+    opts_t *o = &w->opt;
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (strcmp(opt, "--resume") == 0) {
+            o->resume = 1;
+            continue;
+        }
+        if (opt[0] != '-' || opt[1] != '-' || strcmp(opt, "--local") == 0) {
+            if (w->rank == 0)
+                fprintf(stderr, "rlhf-worker: '%s': with --coordinator the job comes from the coordinator\n", opt);
+            return usage(w->rank, stderr);
+        }
+        const char *val = i + 1 < argc ? argv[++i] : NULL;
+        if (!val) {
+            if (w->rank == 0) fprintf(stderr, "rlhf-worker: %s needs a value\n", opt);
+            return EXIT_INPUT;
+        }
+        if (strcmp(opt, "--coordinator") == 0) o->coordinator = val;
+        else if (strcmp(opt, "--id") == 0) o->id = val;
+        else if (strcmp(opt, "--curve-secret") == 0) o->secret = val;
+        else if (strcmp(opt, "--curve-server") == 0) o->server = val;
+        else if (strcmp(opt, "--out") == 0) o->out = val;
+        else if (strcmp(opt, "--checkpoint-every") == 0) {
+            if (parse_count(opt, val, &o->checkpoint_every, w->rank) != 0) return EXIT_INPUT;
+        } else if (strcmp(opt, "--hash-every") == 0) {
+            if (parse_count(opt, val, &o->hash_every, w->rank) != 0) return EXIT_INPUT;
+        } else {
+            if (w->rank == 0)
+                fprintf(stderr, "rlhf-worker: %s: %s\n", opt,
+                        strcmp(opt, "--seed") == 0 || strcmp(opt, "--set") == 0 || strcmp(opt, "--feedback") == 0
+                            ? "with --coordinator the job comes from the coordinator; set it there"
+                            : "unknown option");
+            return usage(w->rank, stderr);
+        }
+    }
+    if (!o->secret != !o->server) {
+        if (w->rank == 0) fprintf(stderr, "rlhf-worker: CURVE needs both --curve-secret and --curve-server\n");
+        return EXIT_INPUT;
+    }
+    if (o->resume && !o->out) {
+        if (w->rank == 0) fprintf(stderr, "rlhf-worker: --resume needs the run directory: --out DIR\n");
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
 /* The command line, as `rlhf train` reads it (the job file first, so that
  * options override it wherever they appear), plus the worker's own
  * options. Every rank parses it; rank 0 reports. Returns 0 or EXIT_INPUT. */
@@ -132,6 +195,13 @@ static int parse_args(int argc, char **argv, worker_t *w) {
     o->checkpoint_every = 100;
     o->hash_every = 10;
     job_defaults(job);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(w->rank, stdout);
+            return -1;
+        }
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--coordinator") == 0) return parse_coord_args(argc, argv, w);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -210,8 +280,8 @@ static int parse_args(int argc, char **argv, worker_t *w) {
     }
     if (!o->local) {
         if (w->rank == 0)
-            fprintf(stderr, "rlhf-worker: the coordinator feed is not built yet; run with --local (rank 0 acts, "
-                            "selects queries and lets the scripted teacher answer)\n");
+            fprintf(stderr, "rlhf-worker: say where the data comes from: --local (rank 0 acts, selects queries and "
+                            "lets the scripted teacher answer) or --coordinator tcp://HOST:PORT\n");
         return EXIT_INPUT;
     }
     if (o->resume && !job->run.out[0]) {
@@ -421,6 +491,9 @@ static int run(worker_t *w, long long start, long long iterations) {
         if (w->opt.checkpoint_every > 0 && (it + 1) % w->opt.checkpoint_every == 0 && it + 1 < iterations)
             checkpoint(w, it + 1);
     }
+    /* A signal while rank 0 waited for data ends the feed: a stop, not the
+     * run's end. */
+    if (!stopped && status == SHARE_END) stopped = agree_max(stop_signal);
     if (stopped) {
         if (w->rank == 0) log_info("signal %d: stopping after %lld iterations", stopped, it);
         int rc = agree_max(checkpoint(w, it) != 0);
@@ -453,6 +526,48 @@ static int run(worker_t *w, long long start, long long iterations) {
     return rc ? EXIT_RUNTIME : 0;
 }
 
+/* --coordinator: rank 0 connects and gets the job in the Welcome, every
+ * rank loads the text it broadcasts (so all build the same learner).
+ * Returns 0, or EXIT_INPUT / EXIT_RUNTIME (rank 0 has said why). */
+static int coordinator_job(worker_t *w) {
+    char err[4096] = "";
+    int rc = 0;
+    uint64_t n = 0;
+    const char *text = NULL;
+    if (w->rank == 0) {
+        transport_keypair_t keys;
+        char server_pub[TRANSPORT_Z85_LEN + 1];
+        feed_coord_options_t fo = {.link = {.endpoint = w->opt.coordinator, .peer_id = w->opt.id, .n_ranks = w->size},
+                                   .stop = &stop_signal};
+        if (w->opt.secret) {
+            if (peer_load_keys(w->opt.secret, w->opt.server, &keys, server_pub, err, sizeof err) != 0)
+                rc = EXIT_INPUT;
+            fo.link.keys = &keys;
+            fo.link.server_public_z85 = server_pub;
+        }
+        if (!rc && !(w->feed = feed_coord_new(&fo, err, sizeof err))) rc = stop_signal ? 128 + stop_signal : EXIT_RUNTIME;
+        memset(&keys, 0, sizeof keys);
+        if (rc) log_error("%s", err);
+        if (!rc) {
+            text = feed_coord_job_text(w->feed);
+            n = strlen(text) + 1;
+        }
+    }
+    mpiCheck(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (rc) return rc;
+    mpiCheck(MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD));
+    char *buf = mallocCheck(n);
+    if (w->rank == 0) memcpy(buf, text, n);
+    mpi_bcast_bytes(buf, n, 0, MPI_COMM_WORLD);
+    job_defaults(&w->job);
+    if (job_load_text(&w->job, buf, "the coordinator's job", err, sizeof err) != 0) rc = EXIT_INPUT;
+    free(buf);
+    if (!rc && w->opt.out) snprintf(w->job.run.out, sizeof w->job.run.out, "%s", w->opt.out);
+    if (!rc && job_validate(&w->job, err, sizeof err) != 0) rc = EXIT_INPUT;
+    if (rc && w->rank == 0) log_error("%s", err);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     blas_setup(argc, argv);
     mpiCheck(MPI_Init(&argc, &argv));
@@ -477,12 +592,17 @@ int main(int argc, char **argv) {
         mpiCheck(MPI_Finalize());
         return rc < 0 ? 0 : rc;     // -1: --help
     }
+    if (w.opt.coordinator && (rc = coordinator_job(&w)) != 0) {
+        if (w.feed) w.feed->destroy(&w.feed);
+        mpiCheck(MPI_Finalize());
+        return rc;
+    }
     char err[4096] = "";
     w.l = learner_new(&w.job, err, sizeof err);
     if (w.l) w.l->dist = w.dist;
     int bad = !w.l;
     if (!bad && w.rank == 0) {
-        w.feed = feed_local_new(&w.job, err, sizeof err);
+        if (!w.feed) w.feed = feed_local_new(&w.job, err, sizeof err);
         bad = !w.feed || open_run_dir(&w, err, sizeof err) != 0;
     }
     if (agree_max(bad)) {

@@ -9,9 +9,12 @@
  *    pack -> decode -> pack is stable byte for byte.
  *
  * Seeds: with FUZZ_WRITE_SEEDS=<dir> in the environment the target writes
- * one packed, valid message per body type into <dir> and exits, so the
- * corpus starts from the schema's own shapes and follows it when it changes
- * (run.sh does this before every run). */
+ * packed, valid messages into <dir> and exits: every body type, and for
+ * each the variants that set every field the schema has (each peer kind's
+ * Register, a TrajectoryBatch with and without the normalised views,
+ * "can't tell" labels, ...), so the corpus starts from the schema's own
+ * shapes and follows it when it changes (run.sh does this before every
+ * run). When a field is added to proto/rlhf.proto, set it in a seed here. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-/* ---- seeds: one small valid message per body type ---------------------- */
+/* ---- seeds: small valid messages of every body type and shape ---------- */
 
 static const char *seed_dir;
 static int n_seeds;
@@ -91,6 +94,9 @@ static void seg_init(Rlhf__Segment *s, uint64_t id) {
     s->env_id = "CartPole-v1";
     s->has_source_policy_version = 1, s->source_policy_version = 3;
     s->source_worker = "rollout-1";
+    s->has_source_batch = 1, s->source_batch = 1;
+    s->has_env_index = 1, s->env_index = 1;
+    s->has_start_step = 1, s->start_step = (uint32_t)(id % 4);
     s->has_length = 1, s->length = 2;
     s->has_obs_dim = 1, s->obs_dim = 4;
     s->has_act_dim = 1, s->act_dim = 1;
@@ -128,6 +134,14 @@ static void label_init(Rlhf__Label *l, Rlhf__QueryKind kind) {
     l->has_time_spent_ms = 1, l->time_spent_ms = 2500;
 }
 
+/* "Can't tell": no answer (a pair may say PREF_CANT_TELL as well). */
+static void label_cant_tell(Rlhf__Label *l, Rlhf__QueryKind kind) {
+    label_init(l, kind);
+    l->has_rating = 0, l->n_ranking = 0, l->ranking = NULL;
+    if (kind == RLHF__QUERY_KIND__QUERY_PAIR) l->preference = RLHF__PREFERENCE__PREF_CANT_TELL;
+    l->has_cant_tell = 1, l->cant_tell = 1;
+}
+
 static void write_seeds(void) {
     static const char *ini = "[env]\nid = CartPole-v1\n";
     static char *env_ids[] = {"CartPole-v1"};
@@ -146,6 +160,37 @@ static void write_seeds(void) {
     e.body_case = RLHF__ENVELOPE__BODY_REGISTER, e.register_ = &reg;
     emit(&e);
 
+    /* A learner coming back: every Register field, its resume cursors set. */
+    static char *features[] = {"render"};
+    Rlhf__Capabilities lcaps;
+    rlhf__capabilities__init(&lcaps);
+    lcaps.has_n_ranks = 1, lcaps.n_ranks = 2, lcaps.has_max_inflight = 1, lcaps.max_inflight = 4;
+    lcaps.has_max_message_bytes = 1, lcaps.max_message_bytes = 1 << 20;
+    lcaps.n_features = 1, lcaps.features = features;
+    Rlhf__Register lreg;
+    rlhf__register__init(&lreg);
+    lreg.has_kind = 1, lreg.kind = RLHF__PEER_KIND__PEER_LEARNER;
+    lreg.peer_id = "learner", lreg.has_incarnation = 1, lreg.incarnation = 78, lreg.caps = &lcaps;
+    lreg.host = "node-1", lreg.has_pid = 1, lreg.pid = 4242;
+    lreg.has_config_hash = 1, lreg.config_hash = wire_hash64(ini, strlen(ini));
+    lreg.has_label_cursor = 1, lreg.label_cursor = 9;
+    lreg.has_env_steps = 1, lreg.env_steps = 6000;
+    lreg.has_labels_answered = 1, lreg.labels_answered = 12;
+    wire_envelope_init(&e, "learner", 1);
+    e.body_case = RLHF__ENVELOPE__BODY_REGISTER, e.register_ = &lreg;
+    emit(&e);
+
+    Rlhf__Capabilities bcaps;
+    rlhf__capabilities__init(&bcaps);
+    bcaps.n_query_kinds = 2, bcaps.query_kinds = kinds, bcaps.has_max_inflight = 1, bcaps.max_inflight = 2;
+    Rlhf__Register breg;
+    rlhf__register__init(&breg);
+    breg.has_kind = 1, breg.kind = RLHF__PEER_KIND__PEER_LABELER;
+    breg.peer_id = "labeler-1", breg.has_incarnation = 1, breg.incarnation = 79, breg.caps = &bcaps;
+    wire_envelope_init(&e, "labeler-1", 1);
+    e.body_case = RLHF__ENVELOPE__BODY_REGISTER, e.register_ = &breg;
+    emit(&e);
+
     Rlhf__JobConfig job;
     rlhf__job_config__init(&job);
     job.ini = (char *)ini, job.has_hash = 1, job.hash = wire_hash64(ini, strlen(ini));
@@ -154,6 +199,8 @@ static void write_seeds(void) {
     wel.peer_id = "rollout-1", wel.has_incarnation = 1, wel.incarnation = 77, wel.run_id = "run-1";
     wel.job = &job, wel.has_heartbeat_interval_ms = 1, wel.heartbeat_interval_ms = 1000;
     wel.has_heartbeat_liveness = 1, wel.heartbeat_liveness = 3, wel.has_seed = 1, wel.seed = 42;
+    wel.has_worker_index = 1, wel.worker_index = 1;
+    wel.has_policy_version = 1, wel.policy_version = 2, wel.has_reward_version = 1, wel.reward_version = 1;
     wire_envelope_init(&e, "coordinator", 1);
     e.body_case = RLHF__ENVELOPE__BODY_WELCOME, e.welcome = &wel;
     emit(&e);
@@ -165,6 +212,12 @@ static void write_seeds(void) {
     hb.has_seq = 1, hb.seq = 5, hb.has_load = 1, hb.load = 0.5f, hb.has_inflight = 1, hb.inflight = 1;
     e.body_case = RLHF__ENVELOPE__BODY_HEARTBEAT, e.heartbeat = &hb;
     emit(&e);
+    hb.has_policy_version = 1, hb.policy_version = 2, hb.has_reward_version = 1, hb.reward_version = 1;
+    hb.has_label_cursor = 1, hb.label_cursor = 9, hb.has_peer_seq = 1, hb.peer_seq = 17;
+    wire_envelope_init(&e, "learner", 2);
+    e.body_case = RLHF__ENVELOPE__BODY_HEARTBEAT, e.heartbeat = &hb;
+    emit(&e);
+    wire_envelope_init(&e, "coordinator", 1);
 
     Rlhf__Weights w;
     rlhf__weights__init(&w);
@@ -188,6 +241,15 @@ static void write_seeds(void) {
     wire_envelope_init(&e, "rollout-1", 2);
     e.body_case = RLHF__ENVELOPE__BODY_TRAJECTORY_BATCH, e.trajectory_batch = &tb;
     emit(&e);
+    /* With the normalised views a learner trains on and the episode tally.
+     * truncated = dones = B sets 2 of the 6 steps, so final_obs_norm holds
+     * 2*obs_dim floats. */
+    tb.n_obs_norm = 24, tb.obs_norm = F, tb.n_final_obs_norm = 8, tb.final_obs_norm = F;
+    tb.n_last_obs_norm = 8, tb.last_obs_norm = F;
+    tb.has_episodes = 1, tb.episodes = 2, tb.has_return_sum = 1, tb.return_sum = 21.5;
+    wire_envelope_init(&e, "rollout-1", 3);
+    e.body_case = RLHF__ENVELOPE__BODY_TRAJECTORY_BATCH, e.trajectory_batch = &tb;
+    emit(&e);
 
     Rlhf__Segment segs[3], *segp[3];
     uint64_t ids[3] = {11, 12, 13};
@@ -209,6 +271,12 @@ static void write_seeds(void) {
         e.body_case = RLHF__ENVELOPE__BODY_LABEL, e.label = &lab;
         emit(&e);
     }
+    for (int k = 1; k <= 3; k++) {
+        label_cant_tell(&lab, (Rlhf__QueryKind)k);
+        wire_envelope_init(&e, "labeler-1", 5);
+        e.body_case = RLHF__ENVELOPE__BODY_LABEL, e.label = &lab;
+        emit(&e);
+    }
 
     Rlhf__LabelAck ack;
     rlhf__label_ack__init(&ack);
@@ -217,23 +285,36 @@ static void write_seeds(void) {
     wire_envelope_init(&e, "coordinator", 5);
     e.body_case = RLHF__ENVELOPE__BODY_LABEL_ACK, e.label_ack = &ack;
     emit(&e);
+    ack.has_status = 1, ack.status = RLHF__ACK_STATUS__ACK_REJECTED, ack.has_label_id = 0, ack.label_id = 0;
+    ack.detail = "ranking of 2 positions for query 101 of k = 3";
+    emit(&e);
 
-    /* A pair over 11, 12 and a ranking over 11, 12, 13. */
-    Rlhf__Query qs[2];
-    Rlhf__Label ls[2];
-    Rlhf__LabeledItem items[2], *itemp[2];
+    /* A pair over 11, 12, a ranking over 11, 12, 13, a rating of 13 and a
+     * can't-tell ranking over 11, 12, 13 that ends its round; the labels
+     * carry their stored ids, as the coordinator forwards them. */
+    Rlhf__Query qs[4];
+    Rlhf__Label ls[4];
+    Rlhf__LabeledItem items[4], *itemp[4];
     query_init(&qs[0], RLHF__QUERY_KIND__QUERY_PAIR, ids, 2);
     query_init(&qs[1], RLHF__QUERY_KIND__QUERY_RANKING, ids, 3);
+    query_init(&qs[2], RLHF__QUERY_KIND__QUERY_RATING, ids + 2, 1);
+    query_init(&qs[3], RLHF__QUERY_KIND__QUERY_RANKING, ids, 3);
+    qs[3].id = 104;
     label_init(&ls[0], RLHF__QUERY_KIND__QUERY_PAIR);
     label_init(&ls[1], RLHF__QUERY_KIND__QUERY_RANKING);
-    for (int i = 0; i < 2; i++) {
+    label_init(&ls[2], RLHF__QUERY_KIND__QUERY_RATING);
+    label_cant_tell(&ls[3], RLHF__QUERY_KIND__QUERY_RANKING);
+    ls[3].query_id = 104;
+    for (int i = 0; i < 4; i++) {
         rlhf__labeled_item__init(&items[i]);
         items[i].query = &qs[i], items[i].label = &ls[i], itemp[i] = &items[i];
+        ls[i].has_id = 1, ls[i].id = 20 + (uint64_t)i;
     }
+    items[3].has_round_done = 1, items[3].round_done = 1;
     Rlhf__LabeledBatch lb;
     rlhf__labeled_batch__init(&lb);
-    lb.has_batch_seq = 1, lb.batch_seq = 1, lb.n_items = 2, lb.items = itemp;
-    lb.n_segments = 3, lb.segments = segp, lb.has_total_labels = 1, lb.total_labels = 2;
+    lb.has_batch_seq = 1, lb.batch_seq = 1, lb.n_items = 4, lb.items = itemp;
+    lb.n_segments = 3, lb.segments = segp, lb.has_total_labels = 1, lb.total_labels = 4;
     e.body_case = RLHF__ENVELOPE__BODY_LABELED_BATCH, e.labeled_batch = &lb;
     emit(&e);
 
@@ -246,7 +327,13 @@ static void write_seeds(void) {
     Rlhf__Status st;
     rlhf__status__init(&st);
     st.phase = "rl", st.n_metrics = 1, st.metrics = &metp, st.n_counters = 1, st.counters = &cntp;
+    st.has_policy_version = 1, st.policy_version = 2, st.has_reward_version = 1, st.reward_version = 1;
     e.body_case = RLHF__ENVELOPE__BODY_STATUS, e.status = &st;
+    emit(&e);
+    Rlhf__Status req;
+    rlhf__status__init(&req);
+    req.has_request = 1, req.request = 1;
+    e.body_case = RLHF__ENVELOPE__BODY_STATUS, e.status = &req;
     emit(&e);
 
     Rlhf__Shutdown sd;

@@ -26,6 +26,8 @@ static int usage(FILE *f) {
             "        [--set section.key=value]... [--feedback teacher|true-reward]\n"
             "                           the distributed run on this machine: coordinator, MPI learner,\n"
             "                           rollout workers and scripted labelers\n"
+            "  run --resume --out DIR [--learners L] [--rollouts R] [--labelers T]\n"
+            "                           continue a stopped run from DIR/checkpoint.bin with DIR/config.ini\n"
             "  env replay FILE.jsonl    replay a Gymnasium reference file; exit 0 only if every step matches\n"
             "  env list                 list the environments\n"
             "  label --teacher SPEC --coordinator tcp://HOST:PORT [--id NAME] [--inflight N]\n"

@@ -3,6 +3,7 @@
  *
  *   rlhf run JOB.ini [--learners L] [--rollouts R] [--labelers T] [--seed N]
  *            [--out DIR] [--set section.key=value]... [--feedback teacher|true-reward]
+ *   rlhf run --resume --out DIR [--learners L] [--rollouts R] [--labelers T]
  *
  * Starts, on a free loopback port, rlhf-coordinator, `mpirun -np L
  * rlhf-worker --coordinator ...` (the learner; rank 0 writes the run
@@ -23,6 +24,15 @@
  * a plain line every few seconds otherwise. Children's output goes to
  * DIR/logs/<name>.log.
  *
+ * --resume continues a stopped run (SIGTERM / Ctrl-C: the ranks left
+ * DIR/checkpoint.bin) with its own job, DIR/config.ini: a fresh
+ * coordinator, `rlhf-worker --coordinator ... --resume` (whose first
+ * Register carries the checkpoint's env steps, answered queries and label
+ * cursor, so the coordinator's label schedule goes on from there), the
+ * rollout workers and labelers. metrics.jsonl is kept (the learner cuts it
+ * back to the checkpoint). A missing or corrupt checkpoint: exit 2 before
+ * anything starts.
+ *
  * Exit status: 0 only when the learner and the coordinator both exited 0;
  * 1 otherwise; 2 on a bad command line or job; 128 + signal when stopped
  * by one. */
@@ -38,14 +48,18 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "cli.h"
 #include "job.h"
+#include "learner.h"
 #include "json.h"
 #include "report.h"
+#include "transport.h"
 #include "util.h"
 
 #define MAX_PROCS 256
@@ -274,6 +288,74 @@ static int print_summary(const job_t *job, const char *dir, int L, int R, int T)
     return 0;
 }
 
+/* security.curve: KEYS/NAME.key and .pub, made with transport's key
+ * functions when absent (a resumed run keeps its identities); pub gets the
+ * public key. 0, or -1 with err. */
+static int ensure_pair(const char *keys, const char *name, char pub[TRANSPORT_Z85_LEN + 1], char *err,
+                       size_t errlen) {
+    char path[1400];
+    transport_keypair_t kp;
+    snprintf(path, sizeof path, "%s/%s.key", keys, name);
+    int rc = access(path, F_OK) == 0 ? transport_keypair_load(&kp, keys, name, err, errlen)
+                                     : transport_keypair_generate(&kp, err, errlen) != 0
+                                           ? -1
+                                           : transport_keypair_save(&kp, keys, name, err, errlen);
+    if (rc == 0) memcpy(pub, kp.public_z85, TRANSPORT_Z85_LEN + 1);
+    memset(&kp, 0, sizeof kp);
+    return rc;
+}
+
+/* security.curve: the coordinator's pair, one pair per client process
+ * (learner, rollout-N, labeler-N) and KEYS/allow.list naming exactly those
+ * clients. 0, or -1 with err. */
+static int make_keys(const char *keys, int R, int T, char *err, size_t errlen) {
+    char pub[TRANSPORT_Z85_LEN + 1], path[1400], tmp[1420];
+    if (mkdir_p(keys) != 0 || chmod(keys, 0700) != 0) {
+        snprintf(err, errlen, "%s: cannot create the folder: %s", keys, strerror(errno));
+        return -1;
+    }
+    if (ensure_pair(keys, "coordinator", pub, err, errlen) != 0) return -1;
+    snprintf(path, sizeof path, "%s/allow.list", keys);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# rlhf run: the client keys the coordinator accepts\n");
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < 1 + R + T; i++) {
+        char name[32];
+        if (i == 0)
+            snprintf(name, sizeof name, "learner");
+        else if (i <= R)
+            snprintf(name, sizeof name, "rollout-%d", i);
+        else
+            snprintf(name, sizeof name, "labeler-%d", i - R);
+        rc = ensure_pair(keys, name, pub, err, errlen);
+        if (rc == 0) fprintf(f, "%s  %s\n", pub, name);
+    }
+    if (fclose(f) != 0 && rc == 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) unlink(tmp);
+    return rc;
+}
+
+/* A client's CURVE options into a (room for four), when the job asks for
+ * CURVE: its own secret key (into key, which must outlive the spawn) and
+ * the coordinator's public one. */
+static void client_curve(char **a, const job_t *job, const char *keys, const char *name, char *key, char *server_pub) {
+    if (!job->security.curve) return;
+    snprintf(key, 1400, "%s/%s.key", keys, name);
+    a[0] = "--curve-secret", a[1] = key, a[2] = "--curve-server", a[3] = server_pub;
+}
+
 static int parse_n(const char *opt, const char *v, int lo, int hi, int *out) {
     char *end;
     long x = strtol(v ? v : "", &end, 10);
@@ -285,8 +367,58 @@ static int parse_n(const char *opt, const char *v, int lo, int hi, int *out) {
     return 0;
 }
 
+/* --resume: the job is DIR/config.ini, as the stopped run wrote it; the
+ * job's options would make it another run, so they are refused. rest holds
+ * the job command's arguments (rest[0] the command). Loads the job and
+ * checks DIR/checkpoint.bin decodes against it, so that a missing or
+ * corrupt checkpoint stops us before anything starts. 0, or 2 after
+ * printing why. */
+static int load_resume_job(int n_rest, char **rest, job_t *job, const char **out) {
+    const char *dir = NULL;
+    for (int i = 1; i < n_rest; i++) {
+        const char *a = rest[i];
+        if (strcmp(a, "--out") == 0 && i + 1 < n_rest) {
+            dir = rest[++i];
+        } else if (strcmp(a, "--set") == 0 || strcmp(a, "--seed") == 0 || strcmp(a, "--feedback") == 0) {
+            fprintf(stderr, "rlhf run: --resume continues the run in --out DIR with its own job (DIR/config.ini); "
+                            "%s would make it another run\n", a);
+            return 2;
+        } else {
+            fprintf(stderr, "rlhf run: --resume: unexpected '%s' (the job is DIR/config.ini: "
+                            "rlhf run --resume --out DIR [--learners L] [--rollouts R] [--labelers T])\n", a);
+            return 2;
+        }
+    }
+    if (!dir || !*dir) {
+        fprintf(stderr, "rlhf run: --resume needs the run directory: --out DIR\n");
+        return 2;
+    }
+    char config[1300], ckpt[1300], err[4096];
+    snprintf(config, sizeof config, "%s/config.ini", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", dir);
+    char *args[] = {rest[0], config, "--out", (char *)dir, NULL};
+    int rc = cli_load_job(4, args, "run --resume", job, out);
+    if (rc) return rc;
+    learner_t *l = learner_new(job, err, sizeof err);
+    if (!l) {
+        fprintf(stderr, "rlhf run: %s: %s\n", config, err);
+        return 2;
+    }
+    checkpoint_loop_t loop = {0};
+    rc = checkpoint_load(ckpt, l, &loop, err, sizeof err);
+    learner_destroy(&l);
+    free(loop.extra);
+    if (rc != 0) {
+        fprintf(stderr, "rlhf run: cannot resume: %s\n", err);
+        return 2;
+    }
+    log_info("resuming %s after %lld iterations (%lld env steps, %d labels answered)", dir, loop.iteration,
+             loop.env_steps, loop.answered);
+    return 0;
+}
+
 int cmd_run(int argc, char **argv) {
-    int L = 2, R = 2, T = 2;
+    int L = 2, R = 2, T = 2, resume = 0;
     /* Our own options out; the rest is what every job command takes. */
     char **rest = mallocCheck(sizeof(char *) * (argc + 1));
     int n_rest = 0;
@@ -297,6 +429,7 @@ int cmd_run(int argc, char **argv) {
         if (strcmp(a, "--learners") == 0) rc = parse_n(a, v, 1, 64, &L), i++;
         else if (strcmp(a, "--rollouts") == 0) rc = parse_n(a, v, 1, 64, &R), i++;
         else if (strcmp(a, "--labelers") == 0) rc = parse_n(a, v, 0, 64, &T), i++;
+        else if (strcmp(a, "--resume") == 0) resume = 1;
         else rest[n_rest++] = argv[i];
         if (rc) {
             free(rest);
@@ -306,11 +439,11 @@ int cmd_run(int argc, char **argv) {
     rest[n_rest] = NULL;
     static job_t job;
     const char *out;
-    int rc = cli_load_job(n_rest, rest, "run", &job, &out);
+    int rc = resume ? load_resume_job(n_rest, rest, &job, &out) : cli_load_job(n_rest, rest, "run", &job, &out);
     free(rest);
     if (rc) return rc;
     if (job.feedback.mode != FEEDBACK_TEACHER) T = 0;   // true-reward needs none; human needs people
-    char dir[1200], err[1400], path[1400], logs[1300], endpoint[64], metrics[1300];
+    char dir[1200], err[4096], path[1400], logs[1300], endpoint[64], metrics[1300];
     if (out)
         snprintf(dir, sizeof dir, "%s", out);
     else
@@ -323,12 +456,15 @@ int cmd_run(int argc, char **argv) {
     /* config.ini is the effective job (options applied): the coordinator
      * reads it, and hands exactly it to every peer. */
     snprintf(logs, sizeof logs, "%s/logs", dir);
-    if (report_open_dir(dir, &job, err, sizeof err) != 0 || mkdir_p(logs) != 0) {
+    err[0] = '\0';
+    if ((!resume && report_open_dir(dir, &job, err, sizeof err) != 0) || mkdir_p(logs) != 0) {
         fprintf(stderr, "rlhf run: %s\n", err[0] ? err : strerror(errno));
         return 1;
     }
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
-    unlink(metrics);    // a previous run's tail is not our progress
+    /* A previous run's tail is not our progress; a resumed run's is (the
+     * learner cuts it back to its checkpoint). */
+    if (!resume) unlink(metrics);
     int port = free_port();
     if (port < 0) {
         fprintf(stderr, "rlhf run: no free loopback port: %s\n", strerror(errno));
@@ -367,32 +503,60 @@ int cmd_run(int argc, char **argv) {
     int asan = 0;
 #endif
 
+    /* security.curve: keys for every process, and the options that use them. */
+    char keys[1300], coord_key[1400], coord_pub[1400], allow[1400];
+    if (job.security.curve) {
+        if (job.security.keys_dir[0])
+            snprintf(keys, sizeof keys, "%s", job.security.keys_dir);
+        else
+            snprintf(keys, sizeof keys, "%s/keys", dir);
+        if (make_keys(keys, R, T, err, sizeof err) != 0) {
+            fprintf(stderr, "rlhf run: security.curve: %s\n", err);
+            return 1;
+        }
+        snprintf(coord_key, sizeof coord_key, "%s/coordinator.key", keys);
+        snprintf(coord_pub, sizeof coord_pub, "%s/coordinator.pub", keys);
+        snprintf(allow, sizeof allow, "%s/allow.list", keys);
+    }
+
     double t0 = now_s();
-    char config[1300], nps[16];
+    char config[1300], nps[16], key[1400];
     snprintf(config, sizeof config, "%s/config.ini", dir);
     snprintf(nps, sizeof nps, "%d", L);
     snprintf(path, sizeof path, "%s/coordinator.log", logs);
-    char *coord_argv[] = {bin_coord, config, "--bind", endpoint, "--out", dir, NULL};
+    /* Each argv ends with room for the CURVE options (curve() fills it). */
+#define CURVE_ARGS NULL, NULL, NULL, NULL, NULL
+    char *coord_argv[] = {bin_coord, config, "--bind", endpoint, "--out", dir, CURVE_ARGS};
+    if (job.security.curve) {
+        char **a = coord_argv + 6;
+        a[0] = "--curve-secret", a[1] = coord_key, a[2] = "--allow", a[3] = allow;
+    }
     proc_t *coord = spawn("coordinator", coord_argv, path, 0);
     snprintf(path, sizeof path, "%s/learner.log", logs);
     char *worker_argv[] = {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", nps, bin_worker,
-                           "--coordinator", endpoint, "--id", "learner", "--out", dir, NULL};
+                           "--coordinator", endpoint, "--id", "learner", "--out", dir,
+                           resume ? "--resume" : NULL, CURVE_ARGS};
+    client_curve(worker_argv + 12 + resume, &job, keys, "learner", key, coord_pub);
     proc_t *learner = coord ? spawn("learner", worker_argv, path, asan) : NULL;
     int started = coord && learner;
     for (int i = 0; started && i < R; i++) {
         char id[32];
         snprintf(id, sizeof id, "rollout-%d", i + 1);
         snprintf(path, sizeof path, "%s/%s.log", logs, id);
-        char *a[] = {bin_rollout, "--coordinator", endpoint, "--id", id, NULL};
+        char *a[] = {bin_rollout, "--coordinator", endpoint, "--id", id, CURVE_ARGS};
+        client_curve(a + 5, &job, keys, id, key, coord_pub);
         started = spawn(id, a, path, 0) != NULL;
     }
     for (int i = 0; started && i < T; i++) {
         char id[32];
         snprintf(id, sizeof id, "labeler-%d", i + 1);
         snprintf(path, sizeof path, "%s/%s.log", logs, id);
-        char *a[] = {bin_rlhf, "label", "--teacher", job.feedback.teacher, "--coordinator", endpoint, "--id", id, NULL};
+        char *a[] = {bin_rlhf, "label", "--teacher", job.feedback.teacher, "--coordinator", endpoint, "--id", id,
+                     CURVE_ARGS};
+        client_curve(a + 8, &job, keys, id, key, coord_pub);
         started = spawn(id, a, path, 0) != NULL;
     }
+#undef CURVE_ARGS
     log_info("%s: coordinator at %s, %d learner rank%s, %d rollout worker%s, %d labeler%s; run directory %s",
              job.env.id, endpoint, L, L == 1 ? "" : "s", R, R == 1 ? "" : "s", T, T == 1 ? "" : "s", dir);
 

@@ -170,19 +170,32 @@ static void coord_save(feed_t *f, checkpoint_loop_t *loop) {
     loop->extra_len = 24;
 }
 
-static int coord_restore(feed_t *f, const checkpoint_loop_t *loop, char *err, size_t errlen) {
-    coord_feed_t *s = (coord_feed_t *)f;
+/* feed.h */
+int feed_coord_progress(const checkpoint_loop_t *loop, learnerlink_options_t *link, char *err, size_t errlen) {
     uint32_t head[2] = {0, 0};
     if (loop->extra_len == 24) memcpy(head, loop->extra, 8);
     if (loop->extra_len != 24 || head[0] != EXTRA_VERSION) {
         snprintf(err, errlen, "the checkpoint's coordinator-feed state is malformed (a --local run's?)");
         return -1;
     }
-    memcpy(&s->lo.label_cursor, loop->extra + 8, 8);
+    memcpy(&link->label_cursor, loop->extra + 8, 8);
+    link->env_steps = (uint64_t)loop->env_steps;
+    link->labels_answered = (uint64_t)loop->answered;
+    return 0;
+}
+
+static int coord_restore(feed_t *f, const checkpoint_loop_t *loop, char *err, size_t errlen) {
+    coord_feed_t *s = (coord_feed_t *)f;
+    learnerlink_options_t want = s->lo;
+    if (feed_coord_progress(loop, &want, err, errlen) != 0) return -1;
     memcpy(&s->reward_version, loop->extra + 16, 8);
-    s->lo.env_steps = (uint64_t)loop->env_steps;
-    s->lo.labels_answered = (uint64_t)loop->answered;
     s->fits = s->reward_version > 0;    // the restored reward model has been fit
+    /* Already registered with exactly this progress (feed_coord_progress()
+     * before feed_coord_new()): keep the link. */
+    if (want.label_cursor == s->lo.label_cursor && want.env_steps == s->lo.env_steps &&
+        want.labels_answered == s->lo.labels_answered)
+        return 0;
+    s->lo = want;
     /* Register again with the restored progress: the coordinator resends
      * the labels after the cursor and resumes the schedule from there. */
     int rc = link_open(s, err, errlen);

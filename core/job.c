@@ -129,6 +129,9 @@ static const job_key_t keys[] = {
     U64(run, seed, "1", "seed of every random stream"),
     STR(run, out, "", "run directory; empty: runs/<env>-<seed>-<time>"),
     INT(run, eval_episodes, 0, 1000000, "100", "deterministic evaluation episodes at the end"),
+
+    BOOL(security, curve, "false", "rlhf run: make CURVE keys and an allow-list, and encrypt and authenticate every link"),
+    STR(security, keys_dir, "", "rlhf run: where the CURVE keys and allow-list go; empty: <run directory>/keys"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

@@ -81,5 +81,11 @@ typedef struct {
 feed_t *feed_coord_new(const feed_coord_options_t *o, char *err, size_t errlen);
 /* The Welcome's job, as INI text (what rank 0 broadcasts; job_load_text). */
 const char *feed_coord_job_text(const feed_t *f);
+/* The link's progress (env steps, answered queries, label cursor) from a
+ * checkpoint the coordinator feed saved, into link: a resumed learner
+ * registers with it from the start, so a coordinator that started fresh
+ * takes the run's place from its first Register (restore() then keeps that
+ * link). Returns 0, or -1 with err (not a coordinator feed's state). */
+int feed_coord_progress(const checkpoint_loop_t *loop, learnerlink_options_t *link, char *err, size_t errlen);
 
 #endif

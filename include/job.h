@@ -93,6 +93,10 @@ typedef struct {
         char out[JOB_STR * 4];      /* run.out: run directory; "" = runs/<env>-<seed>-<time> */
         int eval_episodes;          /* run.eval_episodes: deterministic evaluation at the end */
     } run;
+    struct {
+        int curve;                  /* security.curve: `rlhf run` makes keys and runs every link over CURVE */
+        char keys_dir[JOB_STR * 4]; /* security.keys_dir: where; "" = <run directory>/keys */
+    } security;
 } job_t;
 
 void job_defaults(job_t *job);

@@ -400,6 +400,8 @@ static const char *const every_key[] = {
     "run.seed=18446744073709551615",
     "run.out=runs/a b/c",
     "run.eval_episodes=0",
+    "security.curve=true",
+    "security.keys_dir=/etc/rlhf keys",
 };
 #define N_EVERY (sizeof every_key / sizeof every_key[0])
 

@@ -2,7 +2,9 @@
  * CartPole teacher job with 2 learner ranks, 2 rollout workers and 2
  * labelers runs to the end (exit 0, summary.json within the label budget
  * and past run.total_steps); the same with 1 learner rank; and SIGTERM to
- * `rlhf run` mid-run stops it promptly, the ranks with a checkpoint. Every time, no process it started
+ * `rlhf run` mid-run stops it promptly, the ranks with a checkpoint, and
+ * `rlhf run --resume` finishes that run; with security.curve = true the run
+ * goes over CURVE and a key not on the allow-list is refused. Every time, no process it started
  * may be left.
  *
  * How "none left" is checked: this test is a child subreaper, so whatever
@@ -136,7 +138,8 @@ static run_t start_run(const char *tag, const char *job, const char *const *extr
     snprintf(r.log, sizeof r.log, "%s/%s.log", tmp_dir, tag);
     char bin[400];
     snprintf(bin, sizeof bin, "%s/bin/rlhf", build_dir);
-    const char *argv[32] = {bin, "run", job, "--out", r.out};
+    /* job NULL: rlhf run --resume --out DIR. */
+    const char *argv[32] = {bin, "run", job ? job : "--resume", "--out", r.out};
     int argc = 5;
     while (extra && *extra && argc < 31) argv[argc++] = *extra++;
     argv[argc] = NULL;
@@ -316,6 +319,184 @@ static void test_run_sigterm(void **state) {
     fprintf(stderr, "SIGTERM: rlhf run out in %.1f s\n", took);
 }
 
+/* Waits until path has at least n lines (sampling descendants); fails with
+ * the log otherwise. */
+static void wait_lines(const run_t *r, const char *path, int n) {
+    double end = now_s() + timeout_s(20);
+    int lines = 0;
+    while (lines < n && now_s() < end) {
+        note_descendants();
+        FILE *f = fopen(path, "r");
+        lines = 0;
+        for (int c; f && (c = fgetc(f)) != EOF;) lines += c == '\n';
+        if (f) fclose(f);
+        usleep(50000);
+    }
+    if (lines < n) {
+        kill_descendants();
+        print_log(r->log);
+        fail_msg("the run did not start learning in time");
+    }
+}
+
+static int file_has(const char *path, const char *what) {
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f)) found |= strstr(line, what) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
+/* SIGTERM mid-run, then `rlhf run --resume --out DIR`: it finishes (exit
+ * 0) with metrics.jsonl holding every iteration exactly once, env_steps
+ * going up by one batch per iteration across the resume, the label budget
+ * kept, and summary.json; nothing left either time. A missing checkpoint:
+ * exit 2 before anything starts. */
+static void test_run_resume(void **state) {
+    (void)state;
+    const long long total = 40960, batch = 32 * 8, iterations = total / batch;
+    char path[800], metrics[800];
+    snprintf(path, sizeof path, "%s/resume.ini", tmp_dir);
+    write_job(path, total);
+    double t0 = now_s();
+    run_t r = start_run("run-resume", path, NULL);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", r.out);
+    wait_lines(&r, metrics, 5);
+    note_descendants();
+    kill(r.pid, SIGTERM);
+    int rc = wait_run(&r, timeout_s(12));
+    if (rc != 128 + SIGTERM) print_log(r.log);
+    assert_int_equal(rc, 128 + SIGTERM);
+    assert_none_left();
+    snprintf(path, sizeof path, "%s/checkpoint.bin", r.out);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    snprintf(path, sizeof path, "%s/summary.json", r.out);
+    assert_int_not_equal(stat(path, &sb), 0);   // stopped mid-run
+
+    run_t r2 = start_run("run-resume", NULL, NULL);
+    rc = wait_run(&r2, timeout_s(40));
+    if (rc != 0) print_log(r2.log);
+    assert_int_equal(rc, 0);
+    assert_none_left();
+    assert_int_equal(stat(path, &sb), 0);
+    snprintf(path, sizeof path, "%s/logs/coordinator.log", r.out);
+    assert_true(file_has(path, "resuming the run at"));
+
+    FILE *f = fopen(metrics, "r");
+    assert_non_null(f);
+    static char line[1 << 16];
+    long long n = 0, prev_steps = -1;
+    while (fgets(line, sizeof line, f)) {
+        char err[256];
+        json_t *m = json_parse(line, strlen(line), err, sizeof err);
+        if (!m) fail_msg("%s line %lld: %s", metrics, n + 1, err);
+        long long it = -1, steps = -1, labels = -1;
+        assert_int_equal(json_int(json_get(m, "iteration"), &it), 0);
+        assert_int_equal(json_int(json_get(m, "env_steps"), &steps), 0);
+        assert_int_equal(json_int(json_get(m, "labels"), &labels), 0);
+        json_destroy(&m);
+        if (it != n) fail_msg("%s line %lld: iteration %lld, expected %lld", metrics, n + 1, it, n);
+        if (prev_steps >= 0 && steps != prev_steps + batch)
+            fail_msg("%s line %lld: env_steps %lld after %lld (batch %lld)", metrics, n + 1, steps, prev_steps, batch);
+        assert_true(labels <= 40);
+        prev_steps = steps;
+        n++;
+    }
+    fclose(f);
+    assert_int_equal(n, iterations);
+    assert_int_equal(prev_steps, total);
+
+    /* No checkpoint: exit 2, naming the file, before anything starts. */
+    snprintf(path, sizeof path, "%s/checkpoint.bin", r.out);
+    assert_int_equal(unlink(path), 0);
+    run_t r3 = start_run("run-resume", NULL, NULL);
+    assert_int_equal(wait_run(&r3, 10), 2);
+    assert_true(file_has(r3.log, "checkpoint.bin"));
+    fprintf(stderr, "SIGTERM + rlhf run --resume: %lld iterations, %.1f s\n", n, now_s() - t0);
+}
+
+/* security.curve = true: the run finishes over CURVE (the coordinator says
+ * so and accepts the learner's key), and a rollout worker started by hand
+ * with a key of its own (not on the allow-list) is refused. */
+static void test_run_curve(void **state) {
+    (void)state;
+    char path[800], metrics[800], coord_log[800], bin[400];
+    snprintf(path, sizeof path, "%s/curve.ini", tmp_dir);
+    write_job(path, 40960);
+    double t0 = now_s();
+    const char *extra[] = {"--set", "security.curve=true", NULL};
+    run_t r = start_run("run-curve", path, extra);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", r.out);
+    snprintf(coord_log, sizeof coord_log, "%s/logs/coordinator.log", r.out);
+    wait_lines(&r, metrics, 2);
+    /* The intruder: a fresh key pair, the coordinator's public key. */
+    char keys[800], endpoint[128] = "", secret[900], server[900], log[900];
+    snprintf(keys, sizeof keys, "%s/intruder-keys", tmp_dir);
+    snprintf(bin, sizeof bin, "%s/bin/rlhf", build_dir);
+    pid_t kg = fork();
+    assert_true(kg >= 0);
+    if (kg == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) dup2(fd, 1);
+        execl(bin, bin, "keygen", keys, "intruder", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(kg, &st, 0), kg);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(path, sizeof path, "%s/endpoint", r.out);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(endpoint, sizeof endpoint, f));
+    fclose(f);
+    endpoint[strcspn(endpoint, "\n")] = '\0';
+    snprintf(secret, sizeof secret, "%s/intruder.key", keys);
+    snprintf(server, sizeof server, "%s/keys/coordinator.pub", r.out);
+    snprintf(log, sizeof log, "%s/intruder.log", tmp_dir);
+    snprintf(bin, sizeof bin, "%s/bin/rlhf-rollout", build_dir);
+    pid_t in = fork();
+    assert_true(in >= 0);
+    if (in == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(bin, bin, "--coordinator", endpoint, "--id", "intruder", "--curve-secret", secret, "--curve-server",
+              server, (char *)NULL);
+        _exit(127);
+    }
+    double end = now_s() + timeout_s(10);
+    int refused = 0;
+    while (!(refused = file_has(coord_log, "ZAP: refused")) && now_s() < end) {
+        note_descendants();
+        usleep(50000);
+    }
+    kill(in, SIGKILL);
+    waitpid(in, NULL, 0);
+    if (!refused) {
+        print_log(coord_log);
+        print_log(log);
+        fail_msg("the coordinator did not refuse the intruder's key");
+    }
+    int rc = wait_run(&r, timeout_s(40));
+    if (rc != 0) print_log(r.log);
+    assert_int_equal(rc, 0);
+    assert_none_left();
+    assert_true(file_has(coord_log, "allow-list of 5 client key(s) in force"));
+    assert_true(file_has(coord_log, "(CURVE)"));
+    assert_true(file_has(coord_log, "accepted client 'learner'"));
+    snprintf(path, sizeof path, "%s/keys/learner.key", r.out);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/summary.json", r.out);
+    assert_int_equal(stat(path, &sb), 0);
+    fprintf(stderr, "rlhf run over CURVE, an intruder refused: %.1f s\n", now_s() - t0);
+}
+
 static int setup(void **state) {
     (void)state;
     alarm(SANITIZED ? 600 : 120);
@@ -341,6 +522,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_run_two_learners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_one_learner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_sigterm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_curve, setup, teardown),
     };
     /* write_job asserts: outside a test only fopen can fail, so check it. */
     FILE *f = fopen(job_path, "w");

@@ -38,7 +38,11 @@
  * DIR/checkpoint.bin and broadcasts it, every rank restores from the same
  * bytes, and the run goes on with continuous counters; metrics.jsonl is cut
  * back to the checkpoint's iteration first (metrics are fsync'd before each
- * checkpoint, so no line before it is ever missing).
+ * checkpoint, so no line before it is ever missing). With --coordinator,
+ * rank 0 decodes DIR/checkpoint.bin against DIR/config.ini before it
+ * connects, so its first Register carries the run's progress (env steps,
+ * answered queries, label cursor): a coordinator started fresh continues
+ * the label schedule from there (`rlhf run --resume`).
  *
  * Exit status: 0 done; 1 a run-time failure (I/O); 2 a bad command line,
  * job or checkpoint; 3 the replicas diverged; 128 + signal after the
@@ -526,6 +530,39 @@ static int run(worker_t *w, long long start, long long iterations) {
     return rc ? EXIT_RUNTIME : 0;
 }
 
+/* --coordinator --resume, rank 0, before connecting: the link's progress
+ * from DIR/checkpoint.bin (decoded against DIR/config.ini, the run's job),
+ * so that the first Register already says where the run is: a coordinator
+ * that started fresh takes its label schedule and step count from it.
+ * Returns 0, or -1 with err naming the file. */
+static int resume_progress(const char *dir, learnerlink_options_t *link, char *err, size_t errlen) {
+    static job_t job;
+    char path[1300], why[2048];
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    job_defaults(&job);
+    if (job_load(&job, path, why, sizeof why) != 0 || job_validate(&job, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cannot resume: %s", why);
+        return -1;
+    }
+    learner_t *l = learner_new(&job, why, sizeof why);
+    if (!l) {
+        snprintf(err, errlen, "cannot resume: %s: %s", path, why);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+    checkpoint_loop_t loop = {0};
+    int rc = checkpoint_load(path, l, &loop, why, sizeof why);
+    char bad[256];
+    if (rc == 0 && feed_coord_progress(&loop, link, bad, sizeof bad) != 0) {
+        snprintf(why, sizeof why, "%s: %s", path, bad);
+        rc = -1;
+    }
+    if (rc != 0) snprintf(err, errlen, "cannot resume: %s", why);
+    free(loop.extra);
+    learner_destroy(&l);
+    return rc;
+}
+
 /* --coordinator: rank 0 connects and gets the job in the Welcome, every
  * rank loads the text it broadcasts (so all build the same learner).
  * Returns 0, or EXIT_INPUT / EXIT_RUNTIME (rank 0 has said why). */
@@ -539,7 +576,8 @@ static int coordinator_job(worker_t *w) {
         char server_pub[TRANSPORT_Z85_LEN + 1];
         feed_coord_options_t fo = {.link = {.endpoint = w->opt.coordinator, .peer_id = w->opt.id, .n_ranks = w->size},
                                    .stop = &stop_signal};
-        if (w->opt.secret) {
+        if (w->opt.resume && resume_progress(w->opt.out, &fo.link, err, sizeof err) != 0) rc = EXIT_INPUT;
+        if (!rc && w->opt.secret) {
             if (peer_load_keys(w->opt.secret, w->opt.server, &keys, server_pub, err, sizeof err) != 0)
                 rc = EXIT_INPUT;
             fo.link.keys = &keys;

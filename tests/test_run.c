@@ -4,8 +4,10 @@
  * and past run.total_steps); the same with 1 learner rank; and SIGTERM to
  * `rlhf run` mid-run stops it promptly, the ranks with a checkpoint, and
  * `rlhf run --resume` finishes that run; with security.curve = true the run
- * goes over CURVE and a key not on the allow-list is refused. Every time, no process it started
- * may be left.
+ * goes over CURVE and a key not on the allow-list is refused; and the full
+ * job, jobs/cartpole.ini, reaches CartPole's 475 within 500 labels with 2
+ * learner ranks (whose replica hashes matched) and with 1. Every time, no
+ * process it started may be left.
  *
  * How "none left" is checked: this test is a child subreaper, so whatever
  * `rlhf run` leaves behind becomes our child when it exits; besides, every
@@ -220,6 +222,25 @@ static void write_job(const char *path, long long total_steps) {
     fclose(f);
 }
 
+/* A sanitizer report in any child's log fails the run too (a rollout
+ * worker's or labeler's exit status is not the launcher's); the run in out
+ * had 2 rollout workers and 2 labelers. */
+static void check_child_logs(const char *out) {
+    static const char *const logs[] = {"coordinator", "learner", "rollout-1", "rollout-2", "labeler-1", "labeler-2"};
+    char path[800], line[2048];
+    for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
+        snprintf(path, sizeof path, "%s/logs/%s.log", out, logs[i]);
+        FILE *f = fopen(path, "r");
+        if (!f) fail_msg("no log %s", path);
+        while (fgets(line, sizeof line, f))
+            if (strstr(line, "AddressSanitizer") || strstr(line, "runtime error:")) {
+                print_log(path);
+                fail_msg("%s: a sanitizer report", path);
+            }
+        fclose(f);
+    }
+}
+
 static void check_finished_run(int learners) {
     char nl[16];
     snprintf(nl, sizeof nl, "%d", learners);
@@ -250,20 +271,7 @@ static void check_finished_run(int learners) {
     if (f) fclose(f);
     assert_true(found);
     assert_none_left();
-    /* A sanitizer report in any child's log fails the run too (a rollout
-     * worker's or labeler's exit status is not the launcher's). */
-    static const char *const logs[] = {"coordinator", "learner", "rollout-1", "rollout-2", "labeler-1", "labeler-2"};
-    for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
-        snprintf(path, sizeof path, "%s/logs/%s.log", r.out, logs[i]);
-        f = fopen(path, "r");
-        if (!f) fail_msg("no log %s", path);
-        while (fgets(line, sizeof line, f))
-            if (strstr(line, "AddressSanitizer") || strstr(line, "runtime error:")) {
-                print_log(path);
-                fail_msg("%s: a sanitizer report", path);
-            }
-        fclose(f);
-    }
+    check_child_logs(r.out);
     fprintf(stderr, "rlhf run --learners %d: %lld labels, %lld env steps, %.1f s\n", learners, labels, steps,
             now_s() - t0);
 }
@@ -276,6 +284,62 @@ static void test_run_two_learners(void **state) {
 static void test_run_one_learner(void **state) {
     (void)state;
     check_finished_run(1);
+}
+
+/* The acceptance check: the full job, jobs/cartpole.ini (150000 env steps,
+ * 500 labels at most, 100 evaluation episodes), as `make run` starts it,
+ * reaches CartPole's 475 with L learner ranks and 2 rollout workers, and the
+ * ranks' replicas agreed: a rank whose learner_hash differs makes every
+ * rank exit 3 (worker/main.c), so a run that finished with exit 0 and
+ * replica_hash_checks > 0 had them match every time. About 13 s a run, 3-4
+ * times that under ASan; the bounds are generous but bounded. The job file
+ * is read relative to the source tree, where tests/run.sh runs. */
+#define FULL_JOB "jobs/cartpole.ini"
+#define FULL_JOB_WAIT_S (SANITIZED ? 300.0 : 120.0)
+
+static void check_full_job(int learners) {
+    struct stat sb;
+    if (stat(FULL_JOB, &sb) != 0) fail_msg("%s: %s (run from the source tree)", FULL_JOB, strerror(errno));
+    char nl[16], tag[32], path[800];
+    snprintf(nl, sizeof nl, "%d", learners);
+    snprintf(tag, sizeof tag, "full-l%d", learners);
+    const char *extra[] = {"--learners", nl, "--rollouts", "2", NULL};
+    double t0 = now_s();
+    run_t r = start_run(tag, FULL_JOB, extra);
+    int rc = wait_run(&r, FULL_JOB_WAIT_S);
+    double took = now_s() - t0;
+    if (rc != 0) print_log(r.log);
+    assert_int_equal(rc, 0);
+    assert_none_left();
+    check_child_logs(r.out);
+    snprintf(path, sizeof path, "%s/summary.json", r.out);
+    json_t *s = read_json(path);
+    double ret = -1;
+    long long labels = -1, ranks = -1, checks = -1;
+    assert_int_equal(json_number(json_get(s, "true_return_mean"), &ret), 0);
+    assert_int_equal(json_int(json_get(s, "labels"), &labels), 0);
+    assert_int_equal(json_int(json_get(s, "ranks"), &ranks), 0);
+    assert_int_equal(json_int(json_get(s, "replica_hash_checks"), &checks), 0);
+    json_destroy(&s);
+    if (ret < 475 || labels > 500 || ranks != learners || checks <= 0) {
+        print_log(r.log);
+        fail_msg("full job, --learners %d: true return %.1f (want >= 475), %lld labels (want <= 500), %lld ranks, "
+                 "%lld replica hash checks (want > 0)",
+                 learners, ret, labels, ranks, checks);
+    }
+    fprintf(stderr, "full job, rlhf run --learners %d --rollouts 2: true return %.1f, %lld labels, %lld ranks, "
+                    "%lld replica hash checks, %.1f s\n",
+            learners, ret, labels, ranks, checks, took);
+}
+
+static void test_full_job_two_learners(void **state) {
+    (void)state;
+    check_full_job(2);
+}
+
+static void test_full_job_one_learner(void **state) {
+    (void)state;
+    check_full_job(1);
 }
 
 /* SIGTERM mid-run: out promptly (the launcher's grace period is 5 s), with
@@ -503,6 +567,13 @@ static int setup(void **state) {
     return 0;
 }
 
+/* The full job's cases: the alarm past wait_run's bound. */
+static int setup_full(void **state) {
+    (void)state;
+    alarm((unsigned)FULL_JOB_WAIT_S + 120);
+    return 0;
+}
+
 static int teardown(void **state) {
     (void)state;
     kill_descendants();
@@ -524,6 +595,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_run_sigterm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_curve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_job_two_learners, setup_full, teardown),
+        cmocka_unit_test_setup_teardown(test_full_job_one_learner, setup_full, teardown),
     };
     /* write_job asserts: outside a test only fopen can fail, so check it. */
     FILE *f = fopen(job_path, "w");

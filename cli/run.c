@@ -248,16 +248,19 @@ static double num(const json_t *doc, const char *key) {
 /* The progress line from the metrics' tail; plain lines every 5 s when not
  * on a terminal (and a last one when final). */
 static void progress(const char *metrics, const job_t *job, long long iterations, int tty, double t0, int final) {
-    static double last_plain;
+    static double last_plain, last_return = NAN;
     static long long last_it = -1;
     json_t *m = last_line(metrics);
     if (!m) return;
     long long it = (long long)num(m, "iteration") + 1;
+    /* An iteration in which no episode ended has no return: keep showing
+     * the last one rather than "nan". */
+    if (isfinite(num(m, "true_return"))) last_return = num(m, "true_return");
     double now = now_s();
     if (tty || (it != last_it && (final || now - last_plain >= 5.0))) {
         fprintf(stderr, "%siter %lld/%lld  steps %.0f/%lld  labels %.0f/%d  return %.1f  %.0f s%s", tty ? "\r\033[K" : "",
                 it, iterations, num(m, "env_steps"), job->run.total_steps, num(m, "labels"), job->feedback.labels,
-                num(m, "true_return"), now - t0, tty ? "" : "\n");
+                last_return, now - t0, tty ? "" : "\n");
         fflush(stderr);
         last_plain = now;
         last_it = it;

@@ -104,7 +104,7 @@ static Rlhf__Envelope *batch_of_size(size_t target, size_t *packed) {
     Rlhf__Envelope *e = calloc(1, sizeof *e);
     Rlhf__TrajectoryBatch *b = calloc(1, sizeof *b);
     static float one[1];
-    static protobuf_c_boolean no[1];
+    static uint8_t no_end[1];
     wire_envelope_init(e, "rollout-1", 1);
     rlhf__trajectory_batch__init(b);
     b->worker_id = "rollout-1";
@@ -119,8 +119,7 @@ static Rlhf__Envelope *batch_of_size(size_t target, size_t *packed) {
     b->n_logp = 1, b->logp = one;
     b->n_values = 1, b->values = one;
     b->n_true_rewards = 1, b->true_rewards = one;
-    b->n_dones = 1, b->dones = no;
-    b->n_truncated = 1, b->truncated = no;
+    b->has_ends = 1, b->ends.len = 1, b->ends.data = no_end;
     e->body_case = RLHF__ENVELOPE__BODY_TRAJECTORY_BATCH;
     e->trajectory_batch = b;
     size_t dim = 1;

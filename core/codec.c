@@ -15,22 +15,22 @@ void codec_batch_from_traj(codec_batch_t *c, const traj_t *b, const char *worker
                            const char *env_id) {
     size_t tn = (size_t)b->T * b->N, od = (size_t)b->obs_dim;
     if (tn > c->cap_tn) {
-        c->dones = reallocCheck(c->dones, sizeof *c->dones * tn);
-        c->truncated = reallocCheck(c->truncated, sizeof *c->truncated * tn);
+        c->ends = reallocCheck(c->ends, tn);
         c->cap_tn = tn;
     }
     size_t n_trunc = 0;
     for (size_t k = 0; k < tn; k++) {
-        c->dones[k] = b->done[k] != 0;
-        c->truncated[k] = b->done[k] && !b->terminated[k];
-        n_trunc += c->truncated[k] != 0;
+        uint8_t e = !b->done[k] ? WIRE_END_RUNNING : b->terminated[k] ? WIRE_END_TERMINATED : WIRE_END_TRUNCATED;
+        c->ends[k] = e;
+        n_trunc += e == WIRE_END_TRUNCATED;
     }
     if (n_trunc * od > c->cap_final) {
         c->final_rows = reallocCheck(c->final_rows, sizeof(float) * n_trunc * od);
         c->cap_final = n_trunc * od;
     }
     for (size_t k = 0, r = 0; k < tn; k++)
-        if (c->truncated[k]) memcpy(c->final_rows + od * r++, b->final_obsn + k * od, sizeof(float) * od);
+        if (c->ends[k] == WIRE_END_TRUNCATED)
+            memcpy(c->final_rows + od * r++, b->final_obsn + k * od, sizeof(float) * od);
 
     Rlhf__TrajectoryBatch *m = &c->msg;
     rlhf__trajectory_batch__init(m);
@@ -46,8 +46,7 @@ void codec_batch_from_traj(codec_batch_t *c, const traj_t *b, const char *worker
     m->n_actions = tn * b->act_dim, m->actions = b->act;
     m->n_logp = tn, m->logp = b->logp;
     m->n_true_rewards = tn, m->true_rewards = b->true_r;
-    m->n_dones = tn, m->dones = c->dones;
-    m->n_truncated = tn, m->truncated = c->truncated;
+    m->has_ends = 1, m->ends.len = tn, m->ends.data = c->ends;
     m->n_obs_norm = tn * od, m->obs_norm = b->obsn;
     m->n_final_obs_norm = n_trunc * od, m->final_obs_norm = c->final_rows;
     m->n_last_obs_norm = (size_t)b->N * od, m->last_obs_norm = b->last_obsn;
@@ -56,8 +55,7 @@ void codec_batch_from_traj(codec_batch_t *c, const traj_t *b, const char *worker
 }
 
 void codec_batch_free(codec_batch_t *c) {
-    free(c->dones);
-    free(c->truncated);
+    free(c->ends);
     free(c->final_rows);
     memset(c, 0, sizeof *c);
 }
@@ -86,16 +84,17 @@ int codec_batch_to_traj(const Rlhf__TrajectoryBatch *m, const char *env_id, traj
     memcpy(b->act, m->actions, sizeof(float) * tn * b->act_dim);
     memcpy(b->logp, m->logp, sizeof(float) * tn);
     memcpy(b->true_r, m->true_rewards, sizeof(float) * tn);
+    const uint8_t *ends = m->ends.data;
     for (size_t k = 0; k < tn; k++) {
-        b->done[k] = m->dones[k] != 0;
-        b->terminated[k] = m->dones[k] && !m->truncated[k];
+        b->done[k] = ends[k] != WIRE_END_RUNNING;
+        b->terminated[k] = ends[k] == WIRE_END_TERMINATED;
     }
     if (need_norm) {
         memcpy(b->obsn, m->obs_norm, sizeof(float) * tn * od);
         memcpy(b->last_obsn, m->last_obs_norm, sizeof(float) * b->N * od);
         memset(b->final_obsn, 0, sizeof(float) * tn * od);
         for (size_t k = 0, r = 0; k < tn; k++)
-            if (m->truncated[k]) memcpy(b->final_obsn + k * od, m->final_obs_norm + od * r++, sizeof(float) * od);
+            if (ends[k] == WIRE_END_TRUNCATED) memcpy(b->final_obsn + k * od, m->final_obs_norm + od * r++, sizeof(float) * od);
     }
     b->policy_version = m->policy_version;
     b->episodes = m->has_episodes ? (int)m->episodes : 0;
@@ -119,9 +118,10 @@ int codec_batch_view(const Rlhf__TrajectoryBatch *m, const char *env_id, int T, 
         return -1;
     }
     size_t tn = (size_t)T * N;
+    const uint8_t *ends = m->ends.data;
     for (size_t k = 0; k < tn; k++) {
-        done[k] = m->dones[k] != 0;
-        terminated[k] = m->dones[k] && !m->truncated[k];
+        done[k] = ends[k] != WIRE_END_RUNNING;
+        terminated[k] = ends[k] == WIRE_END_TERMINATED;
     }
     view->obs = m->obs;
     view->act = m->actions;

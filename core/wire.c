@@ -361,20 +361,25 @@ static int check_trajectory_batch(vctx_t *v, const char *path, const Rlhf__Traje
     if (check_len(v, path, "logp", m->n_logp, "steps*n_envs", tn)) return -1;
     if (check_len_opt(v, path, "values", m->n_values, "steps*n_envs", tn)) return -1;
     if (check_len(v, path, "true_rewards", m->n_true_rewards, "steps*n_envs", tn)) return -1;
-    if (check_len(v, path, "dones", m->n_dones, "steps*n_envs", tn)) return -1;
-    if (check_len(v, path, "truncated", m->n_truncated, "steps*n_envs", tn)) return -1;
-    /* A time-limit end is an end: truncated without dones would leave the
-     * receiver guessing whether the environment was reset. */
+    if (check_len(v, path, "ends", m->has_ends ? m->ends.len : 0, "steps*n_envs", tn)) return -1;
+    /* One byte per step: running, terminated or truncated (a time-limit
+     * end). Branch-free over the whole array; the first bad byte is looked
+     * for only when there is one. */
     uint64_t n_trunc = 0;
-    for (size_t i = 0; i < m->n_truncated; i++) {
-        if (!m->truncated[i]) continue;
-        if (!m->dones[i]) {
-            char ip[PATH_MAX_LEN];
-            subpath(ip, path, "truncated", (long)i);
-            return fail(v, ip, "", "set without dones[%zu]: a time-limit end is an end", i);
-        }
-        n_trunc++;
+    unsigned bad = 0;
+    for (size_t i = 0; i < m->ends.len; i++) {
+        uint8_t e = m->ends.data[i];
+        bad |= e > WIRE_END_TRUNCATED;
+        n_trunc += e == WIRE_END_TRUNCATED;
     }
+    if (bad)
+        for (size_t i = 0; i < m->ends.len; i++)
+            if (m->ends.data[i] > WIRE_END_TRUNCATED) {
+                char ip[PATH_MAX_LEN];
+                subpath(ip, path, "ends", (long)i);
+                return fail(v, ip, "", "%u, expected 0 (running), 1 (terminated) or 2 (truncated)",
+                            (unsigned)m->ends.data[i]);
+            }
     uint32_t rd = m->has_render_dim ? m->render_dim : 0;
     if (product(v, path, "render_states", "steps*n_envs*render_dim", m->steps, m->n_envs, rd, &e)) return -1;
     if (rd == 0 && m->n_render_states != 0)
@@ -389,7 +394,7 @@ static int check_trajectory_batch(vctx_t *v, const char *path, const Rlhf__Traje
     if (product(v, path, "obs_norm", "steps*n_envs*obs_dim", m->steps, m->n_envs, m->obs_dim, &e)) return -1;
     if (m->n_obs_norm != 0) {
         if (check_len(v, path, "obs_norm", m->n_obs_norm, "steps*n_envs*obs_dim", e)) return -1;
-        if (check_len(v, path, "final_obs_norm", m->n_final_obs_norm, "(steps with truncated set)*obs_dim",
+        if (check_len(v, path, "final_obs_norm", m->n_final_obs_norm, "(steps with ends = 2)*obs_dim",
                       n_trunc * m->obs_dim))
             return -1;
         if (check_len(v, path, "last_obs_norm", m->n_last_obs_norm, "n_envs*obs_dim", (uint64_t)m->n_envs * m->obs_dim))

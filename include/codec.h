@@ -3,14 +3,16 @@
  * rlhf.Segment) and answered queries (rlhf.Query + rlhf.Label -> label_t).
  *
  * Messages made here point into the struct they describe (no copies of the
- * big arrays) plus scratch the codec_batch_t owns (bools are ints on the
- * wire); they stay valid while both do. Decoding copies into the caller's
- * struct after checking every dimension against it: a message has been
- * validated (wire.h) but not checked against this job.
+ * big arrays) plus scratch the codec_batch_t owns (the ends bytes); they
+ * stay valid while both do. Decoding copies into the caller's struct after
+ * checking every dimension against it: a message has been validated
+ * (wire.h) but not checked against this job.
  *
  * The batch format (proto/rlhf.proto, TrajectoryBatch):
- *   dones      = traj.done               (the episode ended: reset)
- *   truncated  = done && !terminated     (the time limit ended it)
+ *   ends[k]    = WIRE_END_RUNNING     if !traj.done[k]
+ *                WIRE_END_TERMINATED  if traj.done[k] && traj.terminated[k]
+ *                WIRE_END_TRUNCATED   if traj.done[k] && !traj.terminated[k]
+ *                                     (the time limit ended it)
  *   obs_norm   = traj.obsn; last_obs_norm = traj.last_obsn;
  *   final_obs_norm = the rows of traj.final_obsn at truncated steps, in
  *                    (t, env) order (every other row of it is zero).
@@ -29,7 +31,7 @@
 
 typedef struct {
     Rlhf__TrajectoryBatch msg;
-    protobuf_c_boolean *dones, *truncated;  /* owned scratch, (T*N) */
+    uint8_t *ends;                          /* owned scratch, (T*N) */
     float *final_rows;                      /* owned scratch */
     size_t cap_tn, cap_final;
 } codec_batch_t;

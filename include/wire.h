@@ -53,6 +53,11 @@
 #define WIRE_MAX_RANK_K 16      /* segments in one ranking query */
 #define WIRE_MAX_NAME 128       /* bytes in a peer id, metric name, ... */
 
+/* TrajectoryBatch.ends: one byte per step, how it ended. */
+#define WIRE_END_RUNNING 0
+#define WIRE_END_TERMINATED 1
+#define WIRE_END_TRUNCATED 2
+
 /* Initialises env (rlhf__envelope__init) and fills the header: the schema
  * version, sender, seq and sent_at_us (wall clock now). sender is not copied:
  * it must outlive the envelope. Set the body with, e.g.

@@ -205,6 +205,14 @@ static void test_batch_round_trip(void **state) {
         free(buf);
         assert_non_null(got);
         assert_int_equal(got->trajectory_batch->n_final_obs_norm, (size_t)truncs * cls->obs_dim);
+        /* ends: one byte per step, how it ended. */
+        const ProtobufCBinaryData *ends = &got->trajectory_batch->ends;
+        assert_true(got->trajectory_batch->has_ends);
+        assert_int_equal(ends->len, (size_t)T * N);
+        for (int k = 0; k < T * N; k++)
+            assert_int_equal(ends->data[k], !b->done[k]        ? WIRE_END_RUNNING
+                                            : b->terminated[k] ? WIRE_END_TERMINATED
+                                                               : WIRE_END_TRUNCATED);
         assert_int_equal(codec_batch_to_traj(got->trajectory_batch, job.env.id, c, 1, err, sizeof err), 0);
         size_t tn = (size_t)T * N, od = (size_t)cls->obs_dim;
         assert_memory_equal(b->obs, c->obs, sizeof(float) * tn * od);
@@ -219,6 +227,18 @@ static void test_batch_round_trip(void **state) {
         assert_int_equal(c->policy_version, 5);
         assert_int_equal(c->episodes, b->episodes);
         assert_true(c->return_sum == b->return_sum);
+        /* The coordinator's copy-free view reads the same ends. */
+        {
+            uint8_t *vd = malloc((size_t)T * N), *vt = malloc((size_t)T * N);
+            traj_t view;
+            assert_int_equal(codec_batch_view(got->trajectory_batch, job.env.id, T, N, cls->obs_dim, ad, vd, vt, &view,
+                                              err, sizeof err),
+                             0);
+            assert_memory_equal(b->done, vd, (size_t)T * N);
+            assert_memory_equal(b->terminated, vt, (size_t)T * N);
+            assert_memory_equal(b->obs, view.obs, sizeof(float) * (size_t)T * N * cls->obs_dim);
+            free(vd), free(vt);
+        }
         /* Checked against the receiver's job: another shape or environment is refused. */
         traj_t *small = traj_new(T / 2, N, cls->obs_dim, ad);
         assert_int_equal(codec_batch_to_traj(got->trajectory_batch, job.env.id, small, 1, err, sizeof err), -1);

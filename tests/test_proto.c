@@ -50,6 +50,15 @@ static protobuf_c_boolean *bools(size_t n) {
     return p;
 }
 
+/* n TrajectoryBatch.ends bytes: running, terminated or truncated. */
+static ProtobufCBinaryData ends(size_t n) {
+    uint8_t *p = talloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rng_int(&R, 3);
+    p[0] = WIRE_END_TRUNCATED; /* at least one end of each kind shows */
+    if (n > 1) p[1] = WIRE_END_TERMINATED;
+    return (ProtobufCBinaryData){.len = n, .data = p};
+}
+
 /* ---- sample messages: every field set, non-trivial values -------------- */
 
 static const char *INI = "[env]\nid = CartPole-v1\nn_envs = 8\n\n[ppo]\nlr = 0.0003\n";
@@ -161,14 +170,11 @@ static Rlhf__Envelope *sample_weights(int chunked) {
 
 enum { TB_T = 5, TB_E = 3, TB_O = 4, TB_A = 2, TB_R = 3 };
 
-/* Makes truncated imply dones (a time-limit end is an end) and adds the
- * normalised views, with one final_obs_norm row per truncated step. */
+/* Adds the normalised views, with one final_obs_norm row per truncated
+ * step. */
 static void add_norm(Rlhf__TrajectoryBatch *m) {
     size_t tn = (size_t)m->steps * m->n_envs, trunc = 0;
-    for (size_t i = 0; i < tn; i++) {
-        m->truncated[i] = m->truncated[i] && m->dones[i];
-        trunc += m->truncated[i] != 0;
-    }
+    for (size_t i = 0; i < tn; i++) trunc += m->ends.data[i] == WIRE_END_TRUNCATED;
     m->n_obs_norm = tn * m->obs_dim, m->obs_norm = floats(m->n_obs_norm);
     m->n_final_obs_norm = trunc * m->obs_dim, m->final_obs_norm = floats(m->n_final_obs_norm);
     m->n_last_obs_norm = (size_t)m->n_envs * m->obs_dim, m->last_obs_norm = floats(m->n_last_obs_norm);
@@ -195,8 +201,7 @@ static Rlhf__Envelope *sample_trajectory_batch(void) {
     m->n_logp = tn, m->logp = floats(tn);
     m->n_values = tn, m->values = floats(tn);
     m->n_true_rewards = tn, m->true_rewards = floats(tn);
-    m->n_dones = tn, m->dones = bools(tn);
-    m->n_truncated = tn, m->truncated = bools(tn);
+    m->has_ends = 1, m->ends = ends(tn);
     m->n_render_states = tn * TB_R, m->render_states = floats(m->n_render_states);
     m->n_last_obs = TB_E * TB_O, m->last_obs = floats(m->n_last_obs);
     m->n_last_values = TB_E, m->last_values = floats(TB_E);
@@ -619,7 +624,7 @@ static void test_rt_large(void **state) {
     m->n_actions = tn * 6, m->actions = floats(m->n_actions);
     m->n_logp = m->n_values = m->n_true_rewards = tn;
     m->logp = floats(tn), m->values = floats(tn), m->true_rewards = floats(tn);
-    m->n_dones = m->n_truncated = tn, m->dones = bools(tn), m->truncated = bools(tn);
+    m->ends = ends(tn);
     m->n_render_states = tn * 9, m->render_states = floats(m->n_render_states);
     m->n_last_obs = 64 * 17, m->last_obs = floats(m->n_last_obs);
     m->n_last_values = 64, m->last_values = floats(64);
@@ -957,8 +962,8 @@ static void test_valid_envelope_rules(void **state) {
     Rlhf__Envelope *e;
     e = sample_ack(), e->has_schema_version = 0;
     INVALID(e, "schema_version: missing");
-    e = sample_ack(), e->schema_version = 2;
-    INVALID(e, "schema_version: 2, this build speaks 1");
+    e = sample_ack(), e->schema_version = 3;
+    INVALID(e, "schema_version: 3, this build speaks 2");
     e = sample_ack(), e->sender = NULL;
     INVALID(e, "sender: missing");
     e = sample_ack(), e->sender = "";
@@ -981,8 +986,8 @@ static void test_valid_envelope_rules(void **state) {
     INVALID_LOCAL(NULL, "envelope: missing");
     /* A newer peer's message: the version check comes first, so the error
      * says why instead of naming whatever field it changed. */
-    e = sample_label(RLHF__QUERY_KIND__QUERY_PAIR), e->schema_version = 3, e->label->rating = 99;
-    INVALID(e, "schema_version: 3, this build speaks 1");
+    e = sample_label(RLHF__QUERY_KIND__QUERY_PAIR), e->schema_version = 4, e->label->rating = 99;
+    INVALID(e, "schema_version: 4, this build speaks 2");
 }
 
 static void test_valid_register_rules(void **state) {
@@ -1102,10 +1107,12 @@ static void test_valid_trajectory_rules(void **state) {
     INVALID(e, "trajectory_batch.values: length 14, expected 0 or steps*n_envs = 15");
     e = sample_trajectory_batch(), e->trajectory_batch->n_true_rewards = 16, e->trajectory_batch->true_rewards = floats(16);
     INVALID(e, "trajectory_batch.true_rewards: length 16, expected steps*n_envs = 15");
-    e = sample_trajectory_batch(), e->trajectory_batch->n_dones = 1;
-    INVALID(e, "trajectory_batch.dones: length 1, expected steps*n_envs = 15");
-    e = sample_trajectory_batch(), e->trajectory_batch->n_truncated = 2;
-    INVALID(e, "trajectory_batch.truncated: length 2, expected steps*n_envs = 15");
+    e = sample_trajectory_batch(), e->trajectory_batch->ends.len = 1;
+    INVALID(e, "trajectory_batch.ends: length 1, expected steps*n_envs = 15");
+    e = sample_trajectory_batch(), e->trajectory_batch->ends = ends(16);
+    INVALID(e, "trajectory_batch.ends: length 16, expected steps*n_envs = 15");
+    e = sample_trajectory_batch(), e->trajectory_batch->has_ends = 0;
+    INVALID(e, "trajectory_batch.ends: length 0, expected steps*n_envs = 15");
     e = sample_trajectory_batch(), e->trajectory_batch->n_render_states = 44;
     INVALID(e, "trajectory_batch.render_states: length 44, expected steps*n_envs*render_dim = 45");
     e = sample_trajectory_batch(), e->trajectory_batch->has_render_dim = 0;
@@ -1118,22 +1125,26 @@ static void test_valid_trajectory_rules(void **state) {
     e = sample_trajectory_batch();
     e->trajectory_batch->steps = e->trajectory_batch->n_envs = e->trajectory_batch->obs_dim = 0x80000000u;
     INVALID(e, "trajectory_batch.obs: steps*n_envs*obs_dim overflows");
-    /* truncated means a time-limit END: dones must be set with it. */
-    e = sample_trajectory_batch(), e->trajectory_batch->dones[0] = 0, e->trajectory_batch->truncated[0] = 1;
-    INVALID(e, "trajectory_batch.truncated[0]: set without dones[0]: a time-limit end is an end");
+    /* Each step ended in one of three ways: no other byte is allowed. */
+    e = sample_trajectory_batch(), e->trajectory_batch->ends.data[7] = 3;
+    INVALID(e, "trajectory_batch.ends[7]: 3, expected 0 (running), 1 (terminated) or 2 (truncated)");
+    e = sample_trajectory_batch(), e->trajectory_batch->ends.data[14] = 255;
+    INVALID(e, "trajectory_batch.ends[14]: 255, expected 0 (running), 1 (terminated) or 2 (truncated)");
+    e = sample_trajectory_batch(), e->trajectory_batch->ends.data[3] = 9, e->trajectory_batch->ends.data[11] = 4;
+    INVALID(e, "trajectory_batch.ends[3]: 9, expected 0 (running), 1 (terminated) or 2 (truncated)");
     /* The normalised views: all or nothing, one final row per truncation. */
     e = sample_trajectory_batch(), e->trajectory_batch->n_obs_norm--;
     INVALID(e, "trajectory_batch.obs_norm: length 59, expected steps*n_envs*obs_dim = 60");
     e = sample_trajectory_batch();
-    e->trajectory_batch->dones[0] = e->trajectory_batch->truncated[0] = 1;
+    e->trajectory_batch->ends.data[0] = WIRE_END_TRUNCATED;
     e->trajectory_batch->n_final_obs_norm += 4;
     e->trajectory_batch->final_obs_norm = floats(e->trajectory_batch->n_final_obs_norm);
     {
         char want[160];
         size_t tr = 0;
-        for (size_t i = 0; i < e->trajectory_batch->n_truncated; i++) tr += e->trajectory_batch->truncated[i] != 0;
+        for (size_t i = 0; i < e->trajectory_batch->ends.len; i++) tr += e->trajectory_batch->ends.data[i] == WIRE_END_TRUNCATED;
         snprintf(want, sizeof want,
-                 "trajectory_batch.final_obs_norm: length %zu, expected (steps with truncated set)*obs_dim = %zu",
+                 "trajectory_batch.final_obs_norm: length %zu, expected (steps with ends = 2)*obs_dim = %zu",
                  e->trajectory_batch->n_final_obs_norm, tr * 4);
         INVALID(e, want);
     }
@@ -1428,7 +1439,7 @@ static void test_hash_and_init(void **state) {
     assert_true(wire_hash64("foobar", 6) == 0x85944171f73967e8ULL);
     Rlhf__Envelope e;
     wire_envelope_init(&e, "rollout-1", 7);
-    assert_true(e.has_schema_version && e.schema_version == WIRE_SCHEMA_VERSION && WIRE_SCHEMA_VERSION == 1);
+    assert_true(e.has_schema_version && e.schema_version == WIRE_SCHEMA_VERSION && WIRE_SCHEMA_VERSION == 2);
     assert_string_equal(e.sender, "rollout-1");
     assert_true(e.has_seq && e.seq == 7);
     assert_true(e.has_sent_at_us && e.sent_at_us > 1577836800000000ULL); /* after 2020 */

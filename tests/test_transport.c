@@ -76,8 +76,7 @@ static Rlhf__Envelope *big_batch(uint32_t steps) {
     b->n_logp = steps, b->logp = calloc(steps, sizeof(float));
     b->n_values = steps, b->values = calloc(steps, sizeof(float));
     b->n_true_rewards = steps, b->true_rewards = calloc(steps, sizeof(float));
-    b->n_dones = steps, b->dones = calloc(steps, sizeof(protobuf_c_boolean));
-    b->n_truncated = steps, b->truncated = calloc(steps, sizeof(protobuf_c_boolean));
+    b->has_ends = 1, b->ends.len = steps, b->ends.data = calloc(steps, 1);
     for (size_t i = 0; i < b->n_obs; i++) b->obs[i] = (float)i * 0.5f;
     e->body_case = RLHF__ENVELOPE__BODY_TRAJECTORY_BATCH;
     e->trajectory_batch = b;
@@ -87,7 +86,7 @@ static Rlhf__Envelope *big_batch(uint32_t steps) {
 static void free_batch(Rlhf__Envelope *e) {
     Rlhf__TrajectoryBatch *b = e->trajectory_batch;
     free(b->obs), free(b->actions), free(b->logp), free(b->values), free(b->true_rewards);
-    free(b->dones), free(b->truncated);
+    free(b->ends.data);
     free(b), free(e);
 }
 

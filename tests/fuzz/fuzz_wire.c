@@ -87,6 +87,9 @@ static void emit(Rlhf__Envelope *env) {
 
 static float F[64] = {0.5f, -1.25f, 3.0f, 0.0f, -0.0f, 1e-3f, 7.5f, -2.0f};
 static protobuf_c_boolean B[64] = {1, 0, 0, 1};
+/* TrajectoryBatch.ends of 6 steps: one of each kind, two truncated. */
+static uint8_t ENDS[6] = {WIRE_END_TRUNCATED, WIRE_END_RUNNING, WIRE_END_TERMINATED,
+                          WIRE_END_TRUNCATED, WIRE_END_RUNNING, WIRE_END_RUNNING};
 
 static void seg_init(Rlhf__Segment *s, uint64_t id) {
     rlhf__segment__init(s);
@@ -235,14 +238,14 @@ static void write_seeds(void) {
     tb.has_obs_dim = 1, tb.obs_dim = 4, tb.has_act_dim = 1, tb.act_dim = 1, tb.has_render_dim = 1, tb.render_dim = 2;
     tb.n_obs = 24, tb.obs = F, tb.n_actions = 6, tb.actions = F, tb.n_logp = 6, tb.logp = F;
     tb.n_values = 6, tb.values = F, tb.n_true_rewards = 6, tb.true_rewards = F;
-    tb.n_dones = 6, tb.dones = B, tb.n_truncated = 6, tb.truncated = B;
+    tb.has_ends = 1, tb.ends.len = 6, tb.ends.data = ENDS;
     tb.n_render_states = 12, tb.render_states = F, tb.n_last_obs = 8, tb.last_obs = F;
     tb.n_last_values = 2, tb.last_values = F;
     wire_envelope_init(&e, "rollout-1", 2);
     e.body_case = RLHF__ENVELOPE__BODY_TRAJECTORY_BATCH, e.trajectory_batch = &tb;
     emit(&e);
     /* With the normalised views a learner trains on and the episode tally.
-     * truncated = dones = B sets 2 of the 6 steps, so final_obs_norm holds
+     * ENDS truncates 2 of the 6 steps, so final_obs_norm holds
      * 2*obs_dim floats. */
     tb.n_obs_norm = 24, tb.obs_norm = F, tb.n_final_obs_norm = 8, tb.final_obs_norm = F;
     tb.n_last_obs_norm = 8, tb.last_obs_norm = F;

@@ -97,24 +97,13 @@ int cli_load_job(int argc, char **argv, const char *cmd, job_t *job, const char 
             fprintf(stderr, "rlhf %s: %s needs a value\n", cmd, opt);
             return 2;
         }
-        char assign[1200];
-        if (strcmp(opt, "--seed") == 0)
-            snprintf(assign, sizeof assign, "run.seed=%s", val);
-        else if (strcmp(opt, "--out") == 0)
-            snprintf(assign, sizeof assign, "run.out=%s", val);
-        else if (strcmp(opt, "--feedback") == 0)
-            snprintf(assign, sizeof assign, "feedback.mode=%s", val);
-        else if (strcmp(opt, "--set") == 0)
-            snprintf(assign, sizeof assign, "%s", val);
-        else {
+        int applied = job_option(job, opt, val, err, sizeof err);
+        if (applied == 0) {
             fprintf(stderr, "rlhf %s: unknown option '%s'\n", cmd, opt);
             return 2;
         }
-        if (job_set(job, assign, err, sizeof err) != 0) {
-            if (strcmp(opt, "--set") == 0)
-                fprintf(stderr, "rlhf %s: %s\n", cmd, err);   // job_set names the override
-            else
-                fprintf(stderr, "rlhf %s: %s %s: %s\n", cmd, opt, val, err);
+        if (applied < 0) {
+            fprintf(stderr, "rlhf %s: %s\n", cmd, err);
             return 2;
         }
         i++;

@@ -736,3 +736,24 @@ void job_write(const job_t *job, FILE *f) {
 void job_each_key(void (*fn)(const char *section, const char *key, const char *doc, void *arg), void *arg) {
     for (size_t i = 0; i < N_KEYS; i++) fn(keys[i].section, keys[i].key, keys[i].doc, arg);
 }
+
+int job_option(job_t *job, const char *opt, const char *val, char *err, size_t errlen) {
+    static const struct {
+        const char *opt, *key;  /* key NULL: the value is the whole assignment */
+    } options[] = {{"--seed", "run.seed"}, {"--out", "run.out"}, {"--feedback", "feedback.mode"}, {"--set", NULL}};
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        if (strcmp(opt, options[i].opt) != 0) continue;
+        char assign[1200], why[1024];
+        if (options[i].key)
+            snprintf(assign, sizeof assign, "%s=%s", options[i].key, val);
+        else
+            snprintf(assign, sizeof assign, "%s", val);
+        if (job_set(job, assign, why, sizeof why) == 0) return 1;
+        if (options[i].key)
+            err_set(err, errlen, "%s %s: %s", opt, val, why);
+        else
+            err_set(err, errlen, "%s", why);   // job_set names the override
+        return -1;
+    }
+    return 0;
+}

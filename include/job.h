@@ -116,6 +116,12 @@ char *job_write_text(const job_t *job);
 /* Applies one override "section.key=value". Returns 0 or -1 with err. */
 int job_set(job_t *job, const char *assignment, char *err, size_t errlen);
 
+/* Applies one of the options every command that runs a job takes:
+ * --seed N, --out DIR, --feedback MODE, --set section.key=value. Returns 1
+ * when applied, 0 when opt is none of them, -1 with err on a bad value
+ * (naming the option, or the override for --set). */
+int job_option(job_t *job, const char *opt, const char *val, char *err, size_t errlen);
+
 /* Cross-field checks (e.g. minibatch <= n_envs * n_steps). Returns 0 or -1. */
 int job_validate(const job_t *job, char *err, size_t errlen);
 

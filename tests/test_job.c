@@ -485,6 +485,29 @@ static void doc_key(const char *section, const char *key, const char *doc, void 
     }
 }
 
+/* The command-line options every job command shares map onto keys. */
+static void test_job_option(void **state) {
+    (void)state;
+    job_t job;
+    char err[1024];
+    job_defaults(&job);
+    assert_int_equal(job_option(&job, "--seed", "42", err, sizeof err), 1);
+    assert_true(job.run.seed == 42);
+    assert_int_equal(job_option(&job, "--out", "/tmp/x", err, sizeof err), 1);
+    assert_string_equal(job.run.out, "/tmp/x");
+    assert_int_equal(job_option(&job, "--feedback", "true-reward", err, sizeof err), 1);
+    assert_int_equal(job.feedback.mode, FEEDBACK_TRUE_REWARD);
+    assert_int_equal(job_option(&job, "--set", "ppo.lr=0.5", err, sizeof err), 1);
+    assert_true(job.ppo.lr == 0.5);
+    assert_int_equal(job_option(&job, "--resume", "x", err, sizeof err), 0);
+    assert_int_equal(job_option(&job, "--seed", "abc", err, sizeof err), -1);
+    assert_non_null(strstr(err, "--seed abc"));
+    assert_int_equal(job_option(&job, "--set", "ppo.lr=abc", err, sizeof err), -1);
+    assert_non_null(strstr(err, "lr"));
+    assert_null(strstr(err, "--set --set"));
+    assert_true(job.ppo.lr == 0.5);     // a refused value changes nothing
+}
+
 static void test_docs(void **state) {
     (void)state;
     FILE *f = fopen("docs/config.md", "r");
@@ -502,7 +525,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_load_good), cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_load_misc), cmocka_unit_test(test_set),       cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_docs),
+        cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_job_option), cmocka_unit_test(test_docs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

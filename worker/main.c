@@ -247,7 +247,6 @@ static int parse_args(int argc, char **argv, worker_t *w) {
             if (w->rank == 0) fprintf(stderr, "rlhf-worker: %s needs a value\n", opt);
             return EXIT_INPUT;
         }
-        char assign[1200];
         if (strcmp(opt, "--checkpoint-every") == 0) {
             if (parse_count(opt, val, &o->checkpoint_every, w->rank) != 0) return EXIT_INPUT;
             continue;
@@ -256,25 +255,13 @@ static int parse_args(int argc, char **argv, worker_t *w) {
             if (parse_count(opt, val, &o->hash_every, w->rank) != 0) return EXIT_INPUT;
             continue;
         }
-        if (strcmp(opt, "--seed") == 0)
-            snprintf(assign, sizeof assign, "run.seed=%s", val);
-        else if (strcmp(opt, "--out") == 0)
-            snprintf(assign, sizeof assign, "run.out=%s", val);
-        else if (strcmp(opt, "--feedback") == 0)
-            snprintf(assign, sizeof assign, "feedback.mode=%s", val);
-        else if (strcmp(opt, "--set") == 0)
-            snprintf(assign, sizeof assign, "%s", val);
-        else {
+        int applied = job_option(job, opt, val, err, sizeof err);
+        if (applied == 0) {
             if (w->rank == 0) fprintf(stderr, "rlhf-worker: unknown option '%s'\n", opt);
             return usage(w->rank, stderr);
         }
-        if (job_set(job, assign, err, sizeof err) != 0) {
-            if (w->rank == 0) {
-                if (strcmp(opt, "--set") == 0)
-                    fprintf(stderr, "rlhf-worker: %s\n", err);
-                else
-                    fprintf(stderr, "rlhf-worker: %s %s: %s\n", opt, val, err);
-            }
+        if (applied < 0) {
+            if (w->rank == 0) fprintf(stderr, "rlhf-worker: %s\n", err);
             return EXIT_INPUT;
         }
     }

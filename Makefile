@@ -20,8 +20,8 @@ SANFLAGS :=
 OPT := -O3
 endif
 
-PKGS := openblas libzmq libprotobuf-c sqlite3 inih cmocka libmicrohttpd ompi-c
-TOOLS := protoc-c mpicc mpirun
+PKGS := openblas libzmq libprotobuf-c sqlite3 inih cmocka libmicrohttpd libsodium ompi-c
+TOOLS := protoc-c mpicc mpirun node npm chromium sbatch slurmctld slurmd munged
 DEPS_OK := $(shell pkg-config --exists $(PKGS) && for t in $(TOOLS); do command -v $$t >/dev/null || exit 1; done && echo yes)
 ifneq ($(DEPS_OK),yes)
 $(info make: build dependencies missing; running deploy/install-deps.sh)
@@ -32,11 +32,11 @@ endif
 endif
 
 CC := gcc
-LIB_PKGS := openblas libzmq libprotobuf-c sqlite3 inih libmicrohttpd
+LIB_PKGS := openblas libzmq libprotobuf-c sqlite3 inih libmicrohttpd libsodium
 CFLAGS := -std=c11 -Wall -Wextra -Werror -g $(OPT) -D_GNU_SOURCE -Iinclude -I$(BUILD)/gen \
           $(shell pkg-config --cflags $(LIB_PKGS)) $(SANFLAGS)
 LDFLAGS := $(SANFLAGS)
-LDLIBS := $(shell pkg-config --libs $(LIB_PKGS)) -lpthread -lm
+LDLIBS := $(shell pkg-config --libs $(LIB_PKGS)) -lmujoco -lpthread -lm
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
 MPI_LIBS := $(shell pkg-config --libs ompi-c)
 TEST_LIBS := $(shell pkg-config --libs cmocka)
@@ -83,7 +83,16 @@ $(BUILD)/bin/rlhf: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/bin/rlhf-coordinator: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard coordinator/*.c)) $(LIB)
+# The labeling and status pages (web/) are compiled into the coordinator.
+$(BUILD)/gen/web_assets.c: web/embed.sh $(wildcard web/*.html web/*.js web/*.css web/*.svg)
+	@mkdir -p $(BUILD)/gen
+	web/embed.sh $@ $(filter-out web/embed.sh,$^)
+
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icoordinator -c $< -o $@
+
+$(BUILD)/bin/rlhf-coordinator: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard coordinator/*.c)) $(BUILD)/obj/gen/web_assets.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

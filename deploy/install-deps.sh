@@ -8,7 +8,13 @@ PKGS="build-essential pkg-config clang
 libopenblas-dev libopenmpi-dev openmpi-bin
 libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
 libsqlite3-dev sqlite3 libinih-dev libmicrohttpd-dev libcmocka-dev
-libmujoco-dev"
+libmujoco-dev libsodium-dev
+chromium
+slurm-wlm slurmctld slurmd slurm-client munge"
+# Node.js and npm drive the browser test (playwright-core from npm); a machine
+# that already has a Node.js (e.g. NodeSource's, which bundles npm) keeps it.
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 
 missing=""
 for p in $PKGS; do

@@ -5,6 +5,7 @@
 #   make test       build, then the whole test suite; SAN=1 runs it under ASan+UBSan
 #   make bench      benchmarks (bench/RESULTS.md says what they measure)
 #   make fuzz       coverage-guided fuzzing of the wire decoder (clang, libFuzzer)
+#   make screenshots  docs/screenshots/*.png of the labeling and status pages, from a live run
 #
 # Missing libraries are installed by deploy/install-deps.sh (as root) the first
 # time make runs; pkg-config then finds them.
@@ -52,7 +53,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all run test bench fuzz clean
+.PHONY: all run test bench fuzz clean screenshots
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -126,8 +127,15 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 run: all
 	$(BUILD)/bin/rlhf run jobs/cartpole.ini --learners 2 --rollouts 2
 
+# tests/browser/setup.sh: playwright-core for the browser test (tests/test_browser.c), once.
 test: all
+	tests/browser/setup.sh
 	tests/run.sh $(BUILD)
+
+# docs/screenshots/labeling.png and status.png from a live human-feedback run.
+screenshots: all
+	tests/browser/setup.sh
+	node tests/browser/screenshots.mjs $(BUILD) docs/screenshots
 
 bench: all
 	bench/run.sh $(BUILD)

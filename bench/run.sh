@@ -6,6 +6,8 @@
 set -eu
 BUILD=${1:-build}
 export OPENBLAS_NUM_THREADS=1
+# bench_http starts a real `rlhf run --feedback human` from $BUILD/bin and
+# keeps its run directory (and SQLite's) under TMPDIR: the disk measured.
 for b in "$BUILD"/bench/bench_*; do
     [ -x "$b" ] || continue
     echo "== $(basename "$b")"

@@ -16,4 +16,12 @@ void cli_default_run_dir(const job_t *job, char *dir, size_t len);
 /* rlhf run (run.c). */
 int cmd_run(int argc, char **argv);
 
+/* rlhf status (status.c) and rlhf plot (plot.c). */
+int cmd_status(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+
+/* rlhf labelers (labelers.c) and rlhf labels (labels.c). */
+int cmd_labelers(int argc, char **argv);
+int cmd_labels(int argc, char **argv);
+
 #endif

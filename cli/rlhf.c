@@ -23,7 +23,7 @@ static int usage(FILE *f) {
             "  train JOB.ini [--seed N] [--out DIR] [--set section.key=value] [--feedback teacher|true-reward]\n"
             "                           learn in this one process\n"
             "  run JOB.ini [--learners L] [--rollouts R] [--labelers T] [--seed N] [--out DIR]\n"
-            "        [--set section.key=value]... [--feedback teacher|true-reward]\n"
+            "        [--set section.key=value]... [--feedback teacher|true-reward|human]\n"
             "                           the distributed run on this machine: coordinator, MPI learner,\n"
             "                           rollout workers and scripted labelers\n"
             "  run --resume --out DIR [--learners L] [--rollouts R] [--labelers T]\n"
@@ -33,7 +33,16 @@ static int usage(FILE *f) {
             "  label --teacher SPEC --coordinator tcp://HOST:PORT [--id NAME] [--inflight N]\n"
             "        [--curve-secret PATH.key --curve-server COORDINATOR.pub]\n"
             "                           answer the coordinator's queries with the scripted teacher\n"
-            "  keygen DIR NAME          write a CURVE key pair DIR/NAME.key, DIR/NAME.pub; prints an allow-list line\n");
+            "  keygen DIR NAME          write a CURVE key pair DIR/NAME.key, DIR/NAME.pub; prints an allow-list line\n"
+            "  status tcp://HOST:PORT|http://HOST:PORT [--watch]\n"
+            "                           a running job at a glance: workers, queue, labels, env steps/s, policy lag,\n"
+            "                           the learner's accuracy, step and allreduce time\n"
+            "  plot RUN_DIR [-o DIR]    the learning curves of RUN_DIR/metrics.jsonl as SVG figures\n"
+            "  labelers add NAME --out RUN_DIR | list --out RUN_DIR | disable NAME --out RUN_DIR\n"
+            "                           the people who may label a run (add prints the login token once)\n"
+            "  labels export RUN_DIR [-o FILE]      the run's labels and their segments as JSON Lines\n"
+            "  labels import FILE --out NEW_RUN_DIR [JOB.ini]\n"
+            "                           seed a new run with earlier labels (checked against the run's job)\n");
     return 2;
 }
 
@@ -231,6 +240,10 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "env") == 0) return cmd_env(argc - 1, argv + 1);
     if (strcmp(argv[1], "label") == 0) return cmd_label(argc - 1, argv + 1);
     if (strcmp(argv[1], "keygen") == 0) return cmd_keygen(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0) return cmd_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "plot") == 0) return cmd_plot(argc - 1, argv + 1);
+    if (strcmp(argv[1], "labelers") == 0) return cmd_labelers(argc - 1, argv + 1);
+    if (strcmp(argv[1], "labels") == 0) return cmd_labels(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) return usage(stdout), 0;
     fprintf(stderr, "rlhf: unknown command '%s'\n", argv[1]);
     return usage(stderr);

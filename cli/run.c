@@ -2,7 +2,7 @@
  * command.
  *
  *   rlhf run JOB.ini [--learners L] [--rollouts R] [--labelers T] [--seed N]
- *            [--out DIR] [--set section.key=value]... [--feedback teacher|true-reward]
+ *            [--out DIR] [--set section.key=value]... [--feedback teacher|true-reward|human]
  *   rlhf run --resume --out DIR [--learners L] [--rollouts R] [--labelers T]
  *
  * Starts, on a free loopback port, rlhf-coordinator, `mpirun -np L
@@ -19,6 +19,15 @@
  * subreaper, so ranks orphaned by a dying mpirun come back to us) gets
  * SIGTERM, and SIGKILL after a grace period. SIGINT / SIGTERM to us does
  * the same at once (the ranks checkpoint on SIGTERM, worker/main.c).
+ *
+ * --feedback human (feedback.mode = human): no scripted labelers; people
+ * label in the browser. The coordinator serves the labeling page and its
+ * HTTP API on a free loopback port (coordinator.http_port, written to
+ * config.ini), a first labeler "human-N" is added to DIR/feedback.db before
+ * it starts, and once the page answers we print
+ *     labeling page: http://127.0.0.1:PORT/ ...
+ *     token: TOKEN
+ * on stdout (the token only there, never in a log). docs/labeling.md.
  *
  * Progress: one live line on a terminal (the tail of DIR/metrics.jsonl),
  * a plain line every few seconds otherwise. Children's output goes to
@@ -41,6 +50,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +68,7 @@
 #include "job.h"
 #include "learner.h"
 #include "json.h"
+#include "labelers.h"
 #include "report.h"
 #include "transport.h"
 #include "util.h"
@@ -218,6 +229,39 @@ static int free_port(void) {
         port = ntohs(a.sin_port);
     if (fd >= 0) close(fd);
     return port;
+}
+
+/* 1 when something accepts TCP connections on host (IPv4):port. */
+static int port_open(const char *host, int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+/* --feedback human: adds the run's first labeler, "human-N" with the
+ * lowest N not in DIR/feedback.db yet (a resumed run keeps its earlier
+ * labelers and gets one more). 0, or -1 with err. */
+static int first_labeler(const char *dir, char *name, size_t name_len, char token[LABELER_TOKEN_LEN + 1], char *err,
+                         size_t errlen) {
+    char db[1400];
+    snprintf(db, sizeof db, "%s/feedback.db", dir);
+    labeler_info_t *have = NULL;
+    size_t n = 0;
+    if (access(db, F_OK) == 0 && labelers_list(db, &have, &n, err, errlen) != 0) return -1;
+    int rc = -1;
+    for (int i = 1; i <= 1000 && rc != 0; i++) {
+        snprintf(name, name_len, "human-%d", i);
+        size_t j = 0;
+        while (j < n && strcmp(have[j].name, name) != 0) j++;
+        if (j == n) rc = labelers_add(db, name, token, err, errlen) == 0 ? 0 : -2;
+        if (rc == -2) break;
+    }
+    free(have);
+    if (rc == -1) err_set(err, errlen, "%s: no free labeler name human-1 .. human-1000", db);
+    return rc == 0 ? 0 : -1;
 }
 
 /* The last complete line of path, parsed (NULL when none yet). */
@@ -446,6 +490,7 @@ int cmd_run(int argc, char **argv) {
     free(rest);
     if (rc) return rc;
     if (job.feedback.mode != FEEDBACK_TEACHER) T = 0;   // true-reward needs none; human needs people
+    int human = job.feedback.mode == FEEDBACK_HUMAN;
     char dir[1200], err[4096], path[1400], logs[1300], endpoint[64], metrics[1300];
     if (out)
         snprintf(dir, sizeof dir, "%s", out);
@@ -456,11 +501,24 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     memcpy(job.run.out, dir, strlen(dir) + 1);
+    /* Human feedback: the coordinator serves the labeling page and API on
+     * coordinator.http_port, or when the job leaves it 0 on a free port of
+     * ours (written to config.ini; a resumed run gets a new one, the old
+     * may be taken by now). */
+    int http_port = human ? job.coordinator.http_port : 0;
+    if (human && http_port == 0) {
+        http_port = free_port();
+        if (http_port < 0) {
+            fprintf(stderr, "rlhf run: --feedback human: no free port: %s\n", strerror(errno));
+            return 1;
+        }
+        job.coordinator.http_port = http_port;
+    }
     /* config.ini is the effective job (options applied): the coordinator
      * reads it, and hands exactly it to every peer. */
     snprintf(logs, sizeof logs, "%s/logs", dir);
     err[0] = '\0';
-    if ((!resume && report_open_dir(dir, &job, err, sizeof err) != 0) || mkdir_p(logs) != 0) {
+    if (((!resume || human) && report_open_dir(dir, &job, err, sizeof err) != 0) || mkdir_p(logs) != 0) {
         fprintf(stderr, "rlhf run: %s\n", err[0] ? err : strerror(errno));
         return 1;
     }
@@ -469,6 +527,7 @@ int cmd_run(int argc, char **argv) {
      * learner cuts it back to its checkpoint). */
     if (!resume) unlink(metrics);
     int port = free_port();
+    while (human && port == http_port) port = free_port();
     if (port < 0) {
         fprintf(stderr, "rlhf run: no free loopback port: %s\n", strerror(errno));
         return 1;
@@ -522,6 +581,14 @@ int cmd_run(int argc, char **argv) {
         snprintf(allow, sizeof allow, "%s/allow.list", keys);
     }
 
+    /* Human feedback: a first labeler, in feedback.db before the
+     * coordinator opens it; its token is printed once the page is up. */
+    char token[LABELER_TOKEN_LEN + 1] = "", labeler[32] = "";
+    if (human && first_labeler(dir, labeler, sizeof labeler, token, err, sizeof err) != 0) {
+        fprintf(stderr, "rlhf run: --feedback human: %s\n", err);
+        return 1;
+    }
+
     double t0 = now_s();
     char config[1300], nps[16], key[1400];
     snprintf(config, sizeof config, "%s/config.ini", dir);
@@ -560,6 +627,30 @@ int cmd_run(int argc, char **argv) {
         started = spawn(id, a, path, 0) != NULL;
     }
 #undef CURVE_ARGS
+    if (started && human) {
+        /* The URL once the page answers (or the coordinator gave up), so
+         * that whoever reads it can open it at once. coordinator.http_bind
+         * "0.0.0.0" (every interface) is reached on loopback here. */
+        const char *host = job.coordinator.http_bind[0] && strcmp(job.coordinator.http_bind, "0.0.0.0") != 0
+                               ? job.coordinator.http_bind
+                               : "127.0.0.1";
+        double until = now_s() + 30.0;
+        while (!stop_sig && !port_open(host, http_port) && now_s() < until) {
+            reap();
+            if (coord->reaped) break;
+            usleep(50000);
+        }
+        if (!port_open(host, http_port))
+            log_warn("the labeling page on port %d does not answer yet (%s/coordinator.log)", http_port, logs);
+        if (!coord->reaped && !stop_sig) {
+            int v6 = strchr(host, ':') != NULL;
+            printf("labeling page: http://%s%s%s:%d/ (labeler %s; more with: rlhf labelers add NAME --out %s)\n",
+                   v6 ? "[" : "", host, v6 ? "]" : "", http_port, labeler, dir);
+            printf("token: %s\n", token);
+            fflush(stdout);
+        }
+        memset(token, 0, sizeof token);
+    }
     log_info("%s: coordinator at %s, %d learner rank%s, %d rollout worker%s, %d labeler%s; run directory %s",
              job.env.id, endpoint, L, L == 1 ? "" : "s", R, R == 1 ? "" : "s", T, T == 1 ? "" : "s", dir);
 

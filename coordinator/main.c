@@ -6,6 +6,15 @@
  *                    [--set section.key=value]... [--max-message BYTES]
  *                    [--curve-secret PATH.key --allow ALLOW-LIST]
  *
+ * With --out DIR the feedback store is DIR/feedback.db (durable, recovered
+ * by a coordinator started again on the same DIR); without it the store is
+ * in memory and [coordinator] http_port must be 0 (people's labels are
+ * never kept only in memory). The labelers' HTTP API: docs/http-api.md.
+ *
+ * For tests only: RLHF_FAULT_LABEL_COMMITS=N in the environment makes the
+ * first N label commits fail (SQLite's commit hook turns them into
+ * rollbacks), to check that such a label is refused and never acknowledged.
+ *
  * Exit status: 0 when the run ended (the learner's Shutdown) or on SIGTERM /
  * SIGINT; 1 on a start-up error (bind, keys); 2 on bad arguments or job. */
 #include <signal.h>

@@ -13,7 +13,10 @@ struct actor {
     float *obs;         /* (N, obs_dim) raw current observations */
     float *next;        /* (N, obs_dim) scratch */
     double *ep_return;  /* (N) true return of each episode in progress */
+    float *render;      /* (T, N, render_dim) render states before each step, or NULL (actor_set_render) */
 };
+
+void actor_set_render(actor_t *a, float *out) { a->render = a->cls->render_dim > 0 ? out : NULL; }
 
 traj_t *traj_new(int T, int N, int obs_dim, int act_dim) {
     traj_t *b = callocCheck(1, sizeof *b);
@@ -101,6 +104,7 @@ void actor_run(actor_t *a, policy_t *p, rng_t *rng, traj_t *b) {
             size_t k = row + n;
             int term = 0, trunc = 0;
             float *next = a->next + (size_t)n * od;
+            if (a->render) env_render_state(a->envs[n], a->render + k * a->cls->render_dim);
             double r = env_step(a->envs[n], b->act + k * ad, next, &term, &trunc);
             b->true_r[k] = (float)r;
             a->ep_return[n] += r;

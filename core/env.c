@@ -19,6 +19,9 @@ extern const env_class_t env_pendulum_v1;
 extern const env_class_t env_mountaincar_v0;
 extern const env_class_t env_mountaincar_continuous_v0;
 extern const env_class_t env_acrobot_v1;
+/* Defined in env_mujoco.c. */
+extern const env_class_t env_hopper_v4, env_half_cheetah_v4, env_walker2d_v4, env_swimmer_v4, env_reacher_v4,
+    env_inverted_pendulum_v4, env_inverted_double_pendulum_v4, env_ant_v4;
 
 static const env_class_t *const registry[] = {
     &env_cartpole_v1,
@@ -26,6 +29,14 @@ static const env_class_t *const registry[] = {
     &env_mountaincar_v0,
     &env_mountaincar_continuous_v0,
     &env_acrobot_v1,
+    &env_hopper_v4,
+    &env_half_cheetah_v4,
+    &env_walker2d_v4,
+    &env_swimmer_v4,
+    &env_reacher_v4,
+    &env_inverted_pendulum_v4,
+    &env_inverted_double_pendulum_v4,
+    &env_ant_v4,
 };
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])
 
@@ -37,6 +48,14 @@ static const char *const ids[REGISTRY_SIZE + 1] = {
     "MountainCar-v0",
     "MountainCarContinuous-v0",
     "Acrobot-v1",
+    "Hopper-v4",
+    "HalfCheetah-v4",
+    "Walker2d-v4",
+    "Swimmer-v4",
+    "Reacher-v4",
+    "InvertedPendulum-v4",
+    "InvertedDoublePendulum-v4",
+    "Ant-v4",
     NULL,
 };
 
@@ -66,11 +85,17 @@ env_t *env_new(const char *id, uint64_t seed, char *err, size_t errlen) {
     env->cls = cls;
     rng_seed(&env->rng, seed);
     env->elapsed = 0;
+    if (cls->init && cls->init(env, err, errlen) != 0) {
+        if (cls->fini) cls->fini(env);
+        free(env);
+        return NULL;
+    }
     return env;
 }
 
 void env_destroy(env_t **self_p) {
     if (!self_p || !*self_p) return;
+    if ((*self_p)->cls->fini) (*self_p)->cls->fini(*self_p);
     free(*self_p);
     *self_p = NULL;
 }

@@ -9,6 +9,8 @@
 typedef struct {
     int len, terminated;
     float *obs, *act, *r;   /* (len, obs_dim), (len, act_dim), (len) */
+    float *rs;              /* (len, render_dim) when render_dim > 0 */
+    int render_ok;          /* every step came with its render state */
 } episode_t;
 
 typedef struct {
@@ -18,7 +20,7 @@ typedef struct {
 } stream_t;
 
 struct episodes {
-    int obs_dim, act_dim, max_len, cap;
+    int obs_dim, act_dim, max_len, cap, render_dim;
     episode_t *ring;
     int n, head;
     stream_t *streams;
@@ -30,12 +32,14 @@ static void episode_alloc(episode_t *ep, const episodes_t *e) {
     ep->obs = mallocCheck(sizeof(float) * (size_t)e->max_len * e->obs_dim);
     ep->act = mallocCheck(sizeof(float) * (size_t)e->max_len * e->act_dim);
     ep->r = mallocCheck(sizeof(float) * (size_t)e->max_len);
+    if (e->render_dim) ep->rs = mallocCheck(sizeof(float) * (size_t)e->max_len * e->render_dim);
 }
 
 static void episode_free(episode_t *ep) {
     free(ep->obs);
     free(ep->act);
     free(ep->r);
+    free(ep->rs);
     memset(ep, 0, sizeof *ep);
 }
 
@@ -88,16 +92,25 @@ void episodes_drop_source(episodes_t *e, uint64_t source) {
 
 int episodes_count(const episodes_t *e) { return e->n; }
 
-void episodes_add(episodes_t *e, uint64_t source, const traj_t *b) {
+void episodes_add(episodes_t *e, uint64_t source, const traj_t *b) { episodes_add_render(e, source, b, NULL); }
+
+void episodes_set_render_dim(episodes_t *e, int render_dim) {
+    if (e->n == 0 && e->n_streams == 0) e->render_dim = render_dim > 0 ? render_dim : 0;
+}
+
+void episodes_add_render(episodes_t *e, uint64_t source, const traj_t *b, const float *render) {
     stream_t *st = stream_for(e, source, b->N);
-    int od = e->obs_dim, ad = e->act_dim;
+    int od = e->obs_dim, ad = e->act_dim, rd = e->render_dim;
     for (int t = 0; t < b->T; t++)
         for (int n = 0; n < b->N; n++) {
             size_t k = (size_t)t * b->N + n;
             episode_t *ep = &st->cur[n];
+            if (ep->len == 0) ep->render_ok = render != NULL && rd > 0;
             if (ep->len < e->max_len) {     // a longer episode than the limit keeps its start
                 memcpy(ep->obs + (size_t)ep->len * od, b->obs + k * od, sizeof(float) * od);
                 memcpy(ep->act + (size_t)ep->len * ad, b->act + k * ad, sizeof(float) * ad);
+                if (ep->render_ok && render) memcpy(ep->rs + (size_t)ep->len * rd, render + k * rd, sizeof(float) * rd);
+                else ep->render_ok = 0;
                 ep->r[ep->len++] = b->true_r[k];
             }
             if (!b->done[k]) continue;
@@ -115,6 +128,30 @@ void episodes_add(episodes_t *e, uint64_t source, const traj_t *b) {
                 episode_alloc(ep, e);
             }
         }
+}
+
+int episodes_render_of(const episodes_t *e, const float *obs, int T, const uint8_t *absorbing, float *out) {
+    int od = e->obs_dim, rd = e->render_dim;
+    if (!rd) return -1;
+    for (int i = 0; i < e->n; i++) {
+        const episode_t *ep = &e->ring[i];
+        if (!ep->render_ok || !ep->rs) continue;
+        for (int s = 0; s < ep->len; s++) {
+            if (memcmp(ep->obs + (size_t)s * od, obs, sizeof(float) * od) != 0) continue;
+            int t = 1;
+            for (; t < T && !absorbing[t]; t++)
+                if (s + t >= ep->len || memcmp(ep->obs + (size_t)(s + t) * od, obs + (size_t)t * od, sizeof(float) * od))
+                    break;
+            if (t < T && !absorbing[t]) continue;
+            /* Past the episode's end (the absorbing state) the last frame stays. */
+            for (t = 0; t < T; t++) {
+                int k = s + t < ep->len ? s + t : ep->len - 1;
+                memcpy(out + (size_t)t * rd, ep->rs + (size_t)k * rd, sizeof(float) * rd);
+            }
+            return 0;
+        }
+    }
+    return -1;
 }
 
 /* Steps a segment of T may start at in an episode. */

@@ -250,3 +250,5 @@ feed_t *feed_coord_new(const feed_coord_options_t *o, char *err, size_t errlen) 
 }
 
 const char *feed_coord_job_text(const feed_t *f) { return ((const coord_feed_t *)f)->job_text; }
+
+learnerlink_t *feed_coord_link(feed_t *f) { return f && f->next == coord_next ? ((coord_feed_t *)f)->ll : NULL; }

@@ -115,6 +115,8 @@ static const job_key_t keys[] = {
     INT(feedback, pool_factor, 1, 100, "4", "candidates per query when selecting by disagreement"),
     INT(feedback, rounds, 1, 100000, "16", "labelling rounds after the initial one (the reward model is refit after each)"),
     STR(feedback, teacher, "oracle", "teacher spec (teacher.h); needed when feedback.mode is teacher"),
+    INT(feedback, redundancy, 1, 8, "1", "distinct labelers who answer each query"),
+    DBL(feedback, undo_s, 0, 86400, 0, "10", "seconds a label over HTTP may be undone; it reaches the learner after that"),
 
     INT(coordinator, heartbeat_ms, 10, 3600000, "1000", "heartbeat interval between the coordinator and every peer, ms"),
     INT(coordinator, liveness, 2, 1000, "3", "heartbeat intervals of silence after which a peer is declared dead"),
@@ -124,6 +126,9 @@ static const job_key_t keys[] = {
     INT(coordinator, learner_queue, 1, 100000, "64", "trajectory batches the coordinator holds for the learner"),
     INT(coordinator, rollout_credit, 1, 1000, "2", "trajectory batches a rollout worker may have in flight"),
     INT(coordinator, label_resend_ms, 10, 3600000, "2000", "a labeler resends a label not acknowledged within this, ms"),
+    INT(coordinator, http_port, 0, 65535, "0", "port of the labelers' HTTP API and pages; 0 = no HTTP"),
+    STR(coordinator, http_bind, "127.0.0.1", "address the HTTP API listens on"),
+    INT(coordinator, queue_max, 1, 10000000, "1000", "open queries at most; query creation waits when full"),
 
     LLONG(run, total_steps, 1, 1e15, "100000", "environment steps in the whole run"),
     U64(run, seed, "1", "seed of every random stream"),

@@ -36,9 +36,12 @@ learner_t *learner_new(const job_t *job, char *err, size_t errlen) {
     l->r_scale = 1;
     l->reward_corr = NAN;
     l->learned_return = NAN;
+    l->disagreement = NAN;
+    l->disagreement_labelled = NAN;
     l->dist.size = 1;
     l->buf = ppo_buffer_new(job->ppo.n_steps, job->env.n_envs, l->obs_dim, l->act_dim);
     l->learned = callocCheck((size_t)job->ppo.n_steps * job->env.n_envs, sizeof(float));
+    l->learned_std = callocCheck((size_t)job->ppo.n_steps * job->env.n_envs, sizeof(float));
     l->ep_learned = callocCheck(job->env.n_envs, sizeof(double));
     return l;
 }
@@ -53,6 +56,7 @@ void learner_destroy(learner_t **self_p) {
     free(l->labels);
     ppo_buffer_destroy(&l->buf);
     free(l->learned);
+    free(l->learned_std);
     free(l->ep_learned);
     free(l);
     *self_p = NULL;
@@ -88,10 +92,10 @@ void learner_add_label(learner_t *l, const label_t *label, const segstore_t *src
 static void refit_reward_normalisation(learner_t *l) {
     int T = l->segs->T;
     size_t n = (size_t)l->segs->n * T;
-    float *r = mallocCheck(sizeof(float) * (n ? n : 1));
-    reward_predict(l->rm, l->segs->obs, l->segs->act, l->segs->absorbing, (int)n, l->act_dim, r, NULL);
+    float *r = mallocCheck(sizeof(float) * (n ? n : 1)), *sd = mallocCheck(sizeof(float) * (n ? n : 1));
+    reward_predict(l->rm, l->segs->obs, l->segs->act, l->segs->absorbing, (int)n, l->act_dim, r, sd);
     size_t live = 0, absorbing = 0;
-    double m = 0, m2 = 0, r_abs = 0;
+    double m = 0, m2 = 0, r_abs = 0, sd_sum = 0;
     for (size_t i = 0; i < n; i++) {
         if (l->segs->absorbing[i]) {
             r_abs = r[i];   // every absorbing step has the same features
@@ -100,6 +104,7 @@ static void refit_reward_normalisation(learner_t *l) {
         }
         m += r[i];
         m2 += (double)r[i] * r[i];
+        sd_sum += sd[i];
         live++;
     }
     if (live == 0) live = 1;
@@ -111,7 +116,19 @@ static void refit_reward_normalisation(learner_t *l) {
         l->r_zero = m;
         l->r_scale = sqrt(fmax(m2 / live - m * m, 1e-12));
     }
+    /* The watch's yardstick: how much the members disagree where they were
+     * trained (live steps only, as a rollout batch has no absorbing steps). */
+    l->disagreement_labelled = sd_sum / live / l->r_scale;
     free(r);
+    free(sd);
+}
+
+/* disagreement_labelled again, without touching the normalisation: after a
+ * resume (it is not checkpointed), from the restored model. */
+static void measure_labelled_disagreement(learner_t *l) {
+    double r_zero = l->r_zero, r_scale = l->r_scale;
+    refit_reward_normalisation(l);
+    l->r_zero = r_zero, l->r_scale = r_scale;   // the same numbers, but the restored ones stay authoritative
 }
 
 void learner_fit_reward(learner_t *l) {
@@ -141,17 +158,18 @@ static void assign_rewards(learner_t *l, const traj_t *b) {
         memcpy(buf->reward, b->true_r, sizeof(float) * n);
         return;
     }
-    reward_predict(l->rm, b->obs, b->act, NULL, (int)n, l->act_dim, l->learned, NULL);
+    reward_predict(l->rm, b->obs, b->act, NULL, (int)n, l->act_dim, l->learned, l->learned_std);
     float zero_obs[ENV_MAX_DIM] = {0}, zero_act[ENV_MAX_DIM] = {0}, r_abs;
     uint8_t one = 1;
     reward_predict(l->rm, zero_obs, zero_act, &one, 1, l->act_dim, &r_abs, NULL);
     l->abs_n = (r_abs - l->r_zero) / l->r_scale;
     /* How well the learned reward tracks the true one on this batch (a
      * reward-hacking watch where the true reward exists). */
-    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, ep_sum = 0;
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, ep_sum = 0, sd_sum = 0;
     int episodes = 0;
     for (size_t k = 0; k < n; k++) {
         double x = l->learned[k], y = b->true_r[k];
+        sd_sum += l->learned_std[k];
         sx += x;
         sy += y;
         sxx += x * x;
@@ -160,10 +178,12 @@ static void assign_rewards(learner_t *l, const traj_t *b) {
     }
     double cov = sxy / n - sx / n * sy / n, vx = sxx / n - sx / n * sx / n, vy = syy / n - sy / n * sy / n;
     l->reward_corr = vx > 1e-12 && vy > 1e-12 ? cov / sqrt(vx * vy) : NAN;
+    l->disagreement = sd_sum / n / l->r_scale;
+    if (isnan(l->disagreement_labelled) && l->fits > 0) measure_labelled_disagreement(l);
     for (size_t k = 0; k < n; k++) {
         buf->reward[k] = (float)((l->learned[k] - l->r_zero) / l->r_scale);
         int env = (int)(k % b->N);
-        l->ep_learned[env] += l->learned[k];
+        l->ep_learned[env] += buf->reward[k];
         if (b->done[k]) {
             ep_sum += l->ep_learned[env];
             episodes++;

@@ -60,8 +60,66 @@ int report_open_dir(const char *dir, const job_t *job, char *err, size_t errlen)
     return rc;
 }
 
+void report_watch(watch_t *w, const learner_t *l, report_iter_t *it, int refit) {
+    int no_rm = !l->rm || l->n_labels == 0;
+    watch_point_t p = {
+        .iteration = it->iteration,
+        .env_steps = it->env_steps,
+        .true_return = it->episodes ? it->return_sum / it->episodes : NAN,
+        .learned_return = no_rm ? NAN : l->learned_return,
+        .refit = refit && !no_rm,
+        .val_acc = no_rm || l->fit.val_acc < 0 ? NAN : l->fit.val_acc,
+        .val_n = no_rm ? 0 : l->fit.val_n,
+        .disagreement = no_rm ? NAN : l->disagreement,
+        .disagreement_labelled = no_rm ? NAN : l->disagreement_labelled,
+    };
+    watch_add(w, &p, &it->watch);
+    it->watched = 1;
+}
+
+/* A number of a metrics line, NaN when absent or null. */
+static double line_number(const json_t *doc, const char *key) {
+    double v;
+    return json_number(json_get(doc, key), &v) == 0 ? v : NAN;
+}
+
+void report_watch_replay(const char *metrics_path, watch_t *w) {
+    FILE *f = fopen(metrics_path, "rb");
+    if (!f) return;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    double fits = 0;
+    watch_set_silent(w, 1);
+    while ((n = getline(&line, &cap, f)) > 0) {
+        json_t *doc = json_parse(line, (size_t)n, NULL, 0);
+        if (!doc) continue;
+        double it = line_number(doc, "iteration"), steps = line_number(doc, "env_steps");
+        double f_now = line_number(doc, "rm_fits"), acc = line_number(doc, "rm_val_acc");
+        double vn = line_number(doc, "rm_val_n");
+        watch_point_t p = {
+            .iteration = isfinite(it) ? (long long)it : 0,
+            .env_steps = isfinite(steps) ? (long long)steps : 0,
+            .true_return = line_number(doc, "true_return"),
+            .learned_return = line_number(doc, "learned_return"),
+            .refit = isfinite(f_now) && f_now != fits,
+            .val_acc = acc,
+            .val_n = isfinite(vn) ? (int)vn : 0,
+            .disagreement = line_number(doc, "ensemble_disagreement"),
+            .disagreement_labelled = line_number(doc, "ensemble_disagreement_labelled"),
+        };
+        if (isfinite(f_now)) fits = f_now;
+        watch_add(w, &p, NULL);
+        json_destroy(&doc);
+    }
+    watch_set_silent(w, 0);
+    free(line);
+    fclose(f);
+}
+
 void report_iteration(FILE *f, const learner_t *l, const report_iter_t *it, const metric_t *extra, size_t n_extra) {
     int no_rm = !l->rm || l->n_labels == 0;
+    const watch_result_t *w = &it->watch;
     const ppo_stats_t *ps = &it->ps;
     const metric_t m[] = {
         {"iteration", (double)it->iteration},
@@ -70,12 +128,19 @@ void report_iteration(FILE *f, const learner_t *l, const report_iter_t *it, cons
         {"labels_used", l->n_labels},
         {"asked", it->asked},
         {"rm_val_acc", no_rm || l->fit.val_acc < 0 ? NAN : l->fit.val_acc},
+        {"rm_val_n", no_rm ? NAN : l->fit.val_n},
+        {"rm_fits", l->fits},
         {"rm_train_acc", no_rm ? NAN : l->fit.train_acc},
         {"rm_loss", no_rm ? NAN : l->fit.loss},
         {"r_absorbing", no_rm ? NAN : l->abs_n},
         {"reward_corr", no_rm ? NAN : l->reward_corr},
         {"true_return", it->episodes ? it->return_sum / it->episodes : NAN},
         {"learned_return", no_rm ? NAN : l->learned_return},
+        {"ensemble_disagreement", no_rm ? NAN : l->disagreement},
+        {"ensemble_disagreement_labelled", no_rm ? NAN : l->disagreement_labelled},
+        {"disagreement_ratio", it->watched ? w->disagreement_ratio : NAN},
+        {"return_trend_gap", it->watched ? w->trend_gap : NAN},
+        {"watch_warnings", it->watched ? (double)w->warnings : NAN},
         {"episodes", it->episodes},
         {"entropy", ps->entropy},
         {"approx_kl", ps->approx_kl},

@@ -42,6 +42,7 @@ int train_run(const job_t *job, const char *out_dir, int progress, train_result_
     int iterations = (int)((job->run.total_steps + per_iter - 1) / per_iter), rc = 0;
     report_summary_t sum = {.return_mean = NAN, .return_std = NAN};
     double last_print = 0;
+    watch_t *watch = watch_new(NULL);
     for (int it = 0; it < iterations; it++) {
         feed_batch_t fb;
         int got = feed->next(feed, l, it, &fb, err, errlen);
@@ -65,6 +66,7 @@ int train_run(const job_t *job, const char *out_dir, int progress, train_result_
         learner_update(l, fb.batch, r.lr, &r.ps);
         r.t_ppo = now_s() - ts;
         r.wall_s = now_s() - t0;
+        report_watch(watch, l, &r, fb.refit);
         report_iteration(metrics, l, &r, NULL, 0);
         double now = now_s(), true_ret = r.episodes ? r.return_sum / r.episodes : NAN;
         if (progress && (now - last_print > 0.25 || it == iterations - 1)) {
@@ -85,7 +87,8 @@ int train_run(const job_t *job, const char *out_dir, int progress, train_result_
         if (job->run.eval_episodes > 0)
             report_evaluate(job, l->policy, job->run.eval_episodes, &sum.return_mean, &sum.return_std);
         sum.wall_s = now_s() - t0;
-        rc = report_summary(out_dir, l, &sum, NULL, 0, err, errlen);
+        const metric_t mine[] = {{"watch_warnings", (double)watch_warnings(watch)}};
+        rc = report_summary(out_dir, l, &sum, mine, 1, err, errlen);
     }
     if (res) {
         res->true_return_mean = sum.return_mean;
@@ -95,6 +98,7 @@ int train_run(const job_t *job, const char *out_dir, int progress, train_result_
         res->labels = sum.answered;
         res->wall_s = sum.wall_s;
     }
+    watch_destroy(&watch);
     learner_destroy(&l);
     feed->destroy(&feed);
     return rc;

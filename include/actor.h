@@ -48,6 +48,12 @@ actor_t *actor_new(const char *env_id, int N, uint64_t seed, char *err, size_t e
 void actor_destroy(actor_t **self_p);
 const env_class_t *actor_env_class(const actor_t *a);
 
+/* From the next actor_run on, the render state of every environment before
+ * each step (the frame its observation shows) goes to out, (T, N,
+ * render_dim) floats in (t, env) order; NULL stops it. Ignored for an
+ * environment without render states. */
+void actor_set_render(actor_t *a, float *out);
+
 /* Acts b->T steps with policy p (sampling with rng), filling b. Episodes
  * carry over from one call to the next. */
 void actor_run(actor_t *a, policy_t *p, rng_t *rng, traj_t *b);

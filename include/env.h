@@ -56,6 +56,11 @@ typedef struct {
     void (*set_state)(env_t *env, const double *state, float *obs);
     void (*get_state)(const env_t *env, double *state);
     void (*render_state)(const env_t *env, float *out);
+    /* Optional (NULL for classic control): init acquires what an environment
+     * owns beyond its struct (MuJoCo's simulation data) right after env_new
+     * zeroes it, and fails env_new with err filled; fini releases it. */
+    int (*init)(env_t *env, char *err, size_t errlen);
+    void (*fini)(env_t *env);
 } env_class_t;
 
 /* The common header every concrete environment struct starts with. */

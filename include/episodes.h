@@ -23,6 +23,18 @@ void episodes_destroy(episodes_t **self_p);
 /* Follows source's environments through the batch b. */
 void episodes_add(episodes_t *e, uint64_t source, const traj_t *b);
 
+/* Render states (what a labeler's page draws, env.h): render_dim floats
+ * per step. Set once, before the first batch; 0 (the default) keeps none. */
+void episodes_set_render_dim(episodes_t *e, int render_dim);
+/* episodes_add, with render (T*N*render_dim floats, (t, env) order) or NULL
+ * (the episodes in progress then have none). */
+void episodes_add_render(episodes_t *e, uint64_t source, const traj_t *b, const float *render);
+/* The render states of a segment cut from the ring (episodes_cut), found by
+ * its observations: T*render_dim floats into out, the last frame repeated
+ * over absorbing steps. 0, or -1 when no episode in the ring with render
+ * states holds it. */
+int episodes_render_of(const episodes_t *e, const float *obs, int T, const uint8_t *absorbing, float *out);
+
 /* Forgets a source's episodes in progress (a rollout worker that left). */
 void episodes_drop_source(episodes_t *e, uint64_t source);
 

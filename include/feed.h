@@ -81,6 +81,8 @@ typedef struct {
 feed_t *feed_coord_new(const feed_coord_options_t *o, char *err, size_t errlen);
 /* The Welcome's job, as INI text (what rank 0 broadcasts; job_load_text). */
 const char *feed_coord_job_text(const feed_t *f);
+/* The coordinator feed's link (to send Status), or NULL for another feed. */
+learnerlink_t *feed_coord_link(feed_t *f);
 /* The link's progress (env steps, answered queries, label cursor) from a
  * checkpoint the coordinator feed saved, into link: a resumed learner
  * registers with it from the start, so a coordinator that started fresh

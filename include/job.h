@@ -76,6 +76,8 @@ typedef struct {
         int pool_factor;            /* feedback.pool_factor: candidates per query for disagreement */
         int rounds;                 /* feedback.rounds: labelling rounds after the initial one */
         char teacher[JOB_STR];      /* feedback.teacher: teacher spec (see teacher.h) */
+        int redundancy;             /* feedback.redundancy: distinct labelers per query */
+        double undo_s;              /* feedback.undo_s: undo window of an HTTP label, s */
     } feedback;
     struct {
         int heartbeat_ms;           /* coordinator.heartbeat_ms: heartbeat interval, both ways */
@@ -86,6 +88,9 @@ typedef struct {
         int learner_queue;          /* coordinator.learner_queue: batches held for the learner */
         int rollout_credit;         /* coordinator.rollout_credit: batches in flight per rollout worker */
         int label_resend_ms;        /* coordinator.label_resend_ms: a labeler resends an unacknowledged label */
+        int http_port;              /* coordinator.http_port: labelers' HTTP API; 0 = none */
+        char http_bind[JOB_STR];    /* coordinator.http_bind: its address */
+        int queue_max;              /* coordinator.queue_max: open queries at most */
     } coordinator;
     struct {
         long long total_steps;      /* run.total_steps: env steps */

@@ -43,12 +43,24 @@ typedef struct {
     double r_zero, r_scale;
     double abs_n;                   /* normalised reward of the absorbing state */
     double reward_corr;             /* corr(learned, true) per step on the last batch */
-    double learned_return;          /* mean learned return of the episodes that ended in the last batch */
+    /* Mean learned return of the episodes that ended in the last batch, in
+     * the normalised reward PPO maximises, so it stays comparable across
+     * refits (its zero is the absorbing state, or the labelled steps' mean
+     * without terminations; its unit their spread). */
+    double learned_return;
+    /* Ensemble disagreement: the std of the members' per-step rewards over
+     * r_scale, averaged over the steps of the last batch (fresh rollouts),
+     * and over the live steps of the labelled segments at the last refit.
+     * NaN without a reward model. Figures for the reward-hacking watch
+     * (watch.h); neither enters learning, learner_hash() or a checkpoint
+     * (after a resume the next update measures both again). */
+    double disagreement, disagreement_labelled;
     rng_t rng_ppo, rng_reward;
     dist_t dist;                    /* size 1: alone */
     ppo_buffer_t *buf;
     float *learned;                 /* (T, N) raw learned reward */
-    double *ep_learned;             /* (N) learned return of each episode in progress */
+    float *learned_std;             /* (T, N) std of the members' rewards (scratch) */
+    double *ep_learned;             /* (N) normalised learned return of each episode in progress */
 } learner_t;
 
 /* Returns NULL with err on an unknown environment. The policy is

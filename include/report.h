@@ -19,6 +19,7 @@
 #include "learner.h"
 #include "policy.h"
 #include "ppo.h"
+#include "watch.h"
 
 typedef struct {
     const char *key;
@@ -38,10 +39,28 @@ typedef struct {
     double lr;
     ppo_stats_t ps;
     double t_rollout, t_reward, t_ppo, wall_s;
+    int watched;                /* report_watch() filled watch */
+    watch_result_t watch;
 } report_iter_t;
 
+/* The reward-hacking watch (watch.h) on this iteration: the learner's
+ * figures after its update (refit: the reward model was updated in this
+ * iteration) go to w, whose verdict lands in it->watch for
+ * report_iteration(). */
+void report_watch(watch_t *w, const learner_t *l, report_iter_t *it, int refit);
+
+/* Feeds the iterations of a metrics file (the lines a resume kept) to w,
+ * silently, so the watch continues with the same window and count. A
+ * missing file or line without the figures adds nothing. */
+void report_watch_replay(const char *metrics_path, watch_t *w);
+
 /* Writes one metrics.jsonl line: the figures of it and of l, then extra
- * (n_extra of them). */
+ * (n_extra of them). The watch's figures (docs/operating.md):
+ * ensemble_disagreement (fresh rollouts), ensemble_disagreement_labelled,
+ * disagreement_ratio, rm_fits and rm_val_n (reward-model updates so far,
+ * held-out comparisons of the last), return_trend_gap (Kendall tau of the learned return
+ * minus the true return's, over the watch's window) and watch_warnings
+ * (warnings so far). */
 void report_iteration(FILE *f, const learner_t *l, const report_iter_t *it, const metric_t *extra, size_t n_extra);
 
 /* A run's totals. return_mean and return_std: the evaluation's (NaN when

@@ -2,6 +2,7 @@
  *
  *   rlhf-rollout --coordinator tcp://HOST:PORT [--id NAME]
  *                [--curve-secret PATH.key --curve-server COORDINATOR.pub]
+ *                [--max-steps-per-s N]
  *
  * Registers with the coordinator (peer.h), builds the job it is handed (the
  * environments with the Welcome's seed, the policy as version 0), then
@@ -12,6 +13,13 @@
  * they arrive, which is always between batches: the loop is single-threaded
  * and a batch is acted in one go.
  *
+ * --max-steps-per-s N caps this worker's pace (env steps, all its
+ * environments together): a batch starts no sooner than batch steps / N
+ * seconds after the previous one started, and time lost waiting for credit
+ * is not made up in a burst. For a worker sharing a node with others, or a
+ * test that must make rollouts the bottleneck on a small machine
+ * (tests/test_slurm.c's elastic case).
+ *
  * Version 0 needs no Weights: weights_policy_new() builds exactly the
  * learner's initial policy from run.seed (weights.h), so a worker acts from
  * its first Welcome.
@@ -21,6 +29,7 @@
  * when the coordinator refuses its CURVE key. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +71,8 @@ typedef struct {
     int pending;                  /* a batch acted but not sent yet (the queue was full) */
     double retry_at;              /* when to try sending the pending batch again */
     uint64_t batches_sent, weights_applied;
+    float *render;                /* (T, N, render_dim) render states of the batch, or NULL */
+    int render_dim;
 } rollout_t;
 
 static void on_heartbeat(Rlhf__Heartbeat *h, void *arg) {
@@ -100,6 +111,9 @@ static void free_job(rollout_t *r) {
     actor_destroy(&r->actor);
     policy_destroy(&r->policy);
     traj_destroy(&r->traj);
+    free(r->render);
+    r->render = NULL;
+    r->render_dim = 0;
     r->have_job = 0;
 }
 
@@ -127,6 +141,13 @@ static int on_welcome(rollout_t *r, const Rlhf__Welcome *w) {
     }
     const env_class_t *cls = actor_env_class(r->actor);
     r->traj = traj_new(r->job.ppo.n_steps, r->job.env.n_envs, cls->obs_dim, cls->act.discrete ? 1 : cls->act.n);
+    /* Render states go with every batch: what a labeler's page draws of the
+     * segments the coordinator cuts from them. */
+    r->render_dim = cls->render_dim > 0 ? cls->render_dim : 0;
+    if (r->render_dim) {
+        r->render = mallocCheck(sizeof(float) * (size_t)r->job.ppo.n_steps * r->job.env.n_envs * r->render_dim);
+        actor_set_render(r->actor, r->render);
+    }
     rng_seed(&r->rng, w->seed);
     r->policy_version = 0;
     r->job_hash = w->job->hash;
@@ -178,7 +199,7 @@ static int send_batch(rollout_t *r) {
 
 static int usage(FILE *f) {
     fprintf(f, "usage: rlhf-rollout --coordinator tcp://HOST:PORT [--id NAME]\n"
-               "                    [--curve-secret PATH.key --curve-server COORDINATOR.pub]\n");
+               "                    [--curve-secret PATH.key --curve-server COORDINATOR.pub] [--max-steps-per-s N]\n");
     return 2;
 }
 
@@ -186,6 +207,7 @@ int main(int argc, char **argv) {
     blas_setup(argc, argv);
     log_set_name("rlhf-rollout");
     const char *endpoint = NULL, *id = NULL, *secret = NULL, *server = NULL;
+    double max_rate = 0;   /* env steps per second; 0: as fast as it can */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return usage(stdout), 0;
@@ -194,7 +216,12 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--id") == 0) id = v;
         else if (strcmp(a, "--curve-secret") == 0) secret = v;
         else if (strcmp(a, "--curve-server") == 0) server = v;
-        else return fprintf(stderr, "rlhf-rollout: unknown option '%s'\n", a), usage(stderr);
+        else if (strcmp(a, "--max-steps-per-s") == 0) {
+            char *end;
+            max_rate = strtod(v, &end);
+            if (end == v || *end || !(max_rate > 0) || max_rate > 1e9)
+                return fprintf(stderr, "rlhf-rollout: --max-steps-per-s: expected a number > 0, got '%s'\n", v), 2;
+        } else return fprintf(stderr, "rlhf-rollout: unknown option '%s'\n", a), usage(stderr);
         i++;
     }
     if (!endpoint) return fprintf(stderr, "rlhf-rollout: --coordinator is required\n"), usage(stderr);
@@ -239,12 +266,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 0;
-    double last_report = now_s();
+    double last_report = now_s(), next_act = 0;   /* --max-steps-per-s: not before next_act */
     while (!stop) {
-        int can_act = r.have_job && peer_registered(r.peer) &&
-                      (r.pending ? now_s() >= r.retry_at : r.n_unacked < r.job.coordinator.rollout_credit);
+        double t = now_s();
+        int paced = !r.pending && t < next_act;
+        int can_act = r.have_job && peer_registered(r.peer) && !paced &&
+                      (r.pending ? t >= r.retry_at : r.n_unacked < r.job.coordinator.rollout_credit);
+        int wait_ms = can_act ? 0 : r.pending ? 10 : paced ? (int)fmin(100, 1000 * (next_act - t) + 1) : 100;
         Rlhf__Envelope *env = NULL;
-        int got = peer_poll(r.peer, can_act ? 0 : r.pending ? 10 : 100, &env);
+        int got = peer_poll(r.peer, wait_ms, &env);
         if (got < 0) {
             log_error("%s", peer_error(r.peer));
             rc = 3;
@@ -273,9 +303,16 @@ int main(int argc, char **argv) {
         }
         if (!can_act || stop) continue;
         if (!r.pending) {
+            if (max_rate > 0)
+                next_act = fmax(next_act, now_s()) + (double)r.job.ppo.n_steps * r.job.env.n_envs / max_rate;
             actor_run(r.actor, r.policy, &r.rng, r.traj);
             r.traj->policy_version = r.policy_version;
             codec_batch_from_traj(&r.cb, r.traj, peer_id(r.peer), ++r.batch_seq, r.job.env.id);
+            if (r.render) {
+                r.cb.msg.has_render_dim = 1, r.cb.msg.render_dim = (uint32_t)r.render_dim;
+                r.cb.msg.n_render_states = (size_t)r.traj->T * r.traj->N * r.render_dim;
+                r.cb.msg.render_states = r.render;
+            }
             r.pending = 1;
         }
         if (send_batch(&r) != 0) {

@@ -313,11 +313,14 @@ static void test_labels(void **state) {
 
 static void test_store(void **state) {
     (void)state;
-    store_t *s = store_new("CartPole-v1", 3, 4, 1);
+    char serr[256];
+    store_t *s = store_open(NULL, "CartPole-v1", 3, 4, 1, 0, "", serr, sizeof serr);
+    assert_non_null(s);
     float obs[12], act[3] = {1, 0, 1}, r[3] = {1, 1, 0};
     uint8_t ab[3] = {0, 0, 1};
     for (int i = 0; i < 12; i++) obs[i] = (float)i;
-    uint64_t s1 = store_put_segment(s, obs, act, r, ab), s2 = store_put_segment(s, obs, act, r, ab);
+    uint64_t s1 = store_put_segment(s, obs, act, r, ab, NULL, "w", 0, serr, sizeof serr),
+             s2 = store_put_segment(s, obs, act, r, ab, NULL, "w", 0, serr, sizeof serr);
     assert_true(s1 > 1000000000000000ULL); /* the clock: ids are not reused after a restart */
     assert_int_equal(s2, s1 + 1);
     Rlhf__Segment seg;
@@ -328,7 +331,7 @@ static void test_store(void **state) {
     assert_true(seg.absorbing[2] && !seg.absorbing[0]);
     assert_int_equal(store_segment(s, s2 + 1, &seg), -1);
     store_query_t q = {.kind = RLHF__QUERY_KIND__QUERY_PAIR, .k = 2, .seg_ids = {s1, s2}, .score = 0.5f};
-    uint64_t qid = store_put_query(s, &q);
+    uint64_t qid = store_put_query(s, &q, serr, sizeof serr);
     assert_non_null(store_query(s, qid));
     assert_int_equal(store_query(s, qid)->seg_ids[1], s2);
     assert_null(store_query(s, qid + 1));
@@ -346,12 +349,12 @@ static void test_store(void **state) {
     for (int i = 0; i < 3000; i++) {
         snprintf(key, sizeof key, "lab-%d", i);
         l.idempotency_id = key;
-        assert_int_equal(store_put_label(s, &l, i == 7, (uint64_t)i + 1, &id), STORE_STORED);
+        assert_int_equal(store_put_label(s, &l, "lab", i == 7, (uint64_t)i + 1, 0, &id, serr, sizeof serr), STORE_STORED);
         assert_int_equal(id, 41 + (uint64_t)i);
         if (i == 0) first = id;
     }
     l.idempotency_id = "lab-0";
-    assert_int_equal(store_put_label(s, &l, 0, 0, &id), STORE_DUPLICATE);
+    assert_int_equal(store_put_label(s, &l, "lab", 0, 0, 0, &id, serr, sizeof serr), STORE_DUPLICATE);
     assert_int_equal(id, first);
     assert_int_equal(store_label_count(s), 3000);
     assert_non_null(store_find_label(s, "lab-2999"));

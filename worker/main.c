@@ -25,7 +25,10 @@
  * Run directory (rank 0 writes it; report.h, as `rlhf train`): config.ini,
  * metrics.jsonl (train's keys plus ranks, allreduce_s, allreduce_n,
  * t_share, t_step), summary.json (train's keys plus ranks, iterations,
- * replica_hash_checks, resumed_from, allreduce_s), checkpoint.bin.
+ * replica_hash_checks, resumed_from, allreduce_s, watch_warnings),
+ * checkpoint.bin. Rank 0 runs the reward-hacking watch (watch.h) on every
+ * iteration and, with --coordinator, sends the coordinator a Status (at
+ * most every 0.5 s): the learner's figures docs/operating.md lists.
  *
  * Checkpoints (checkpoint.h) every N iterations (default 100; 0: never
  * periodically), at the end, and on SIGTERM or SIGINT: the handler only
@@ -71,6 +74,7 @@
 #include "report.h"
 #include "share.h"
 #include "util.h"
+#include "watch.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_INPUT 2
@@ -99,6 +103,9 @@ typedef struct {
     double t0, wall_before;     /* wall_s = wall_before + now - t0 */
     int hash_checks;
     long long resumed_from;     /* -1: a fresh run */
+    watch_t *watch;             /* rank 0: the reward-hacking watch */
+    double last_status;         /* rank 0: when the last Status went to the coordinator */
+    double true_return, learned_return;     /* the latest that existed, for Status */
 } worker_t;
 
 static volatile sig_atomic_t stop_signal;
@@ -377,6 +384,8 @@ static long long resume(worker_t *w) {
     long long kept = 0;
     if (!rc && w->rank == 0 && report_metrics_truncate(w->metrics_path, loop.iteration, &kept, err, sizeof err) != 0)
         rc = 1;
+    /* The watch goes on where it was: its window and counts from the kept lines. */
+    if (!rc && w->rank == 0) report_watch_replay(w->metrics_path, w->watch);
     free(loop.extra);
     if (agree_max(rc)) {
         if (w->rank == 0) log_error("cannot resume: %s", err);
@@ -402,6 +411,39 @@ static void maybe_diverge(worker_t *w, long long it) {
         log_warn("RLHF_WORKER_TEST_DIVERGE: perturbing this replica's policy after iteration %lld", it);
         w->l->policy->params[0] += 1e-3f;
     }
+}
+
+/* Rank 0 with --coordinator: the learner's figures to the coordinator,
+ * which keeps the latest Status for status.json, /metrics and `rlhf
+ * status` (docs/operating.md). At most STATUS_EVERY_S apart, and always
+ * after the last iteration, so a fast learner does not flood the link.
+ * step_s: the iteration's learning (labels, refit, PPO update; not the wait
+ * for data); allreduce_s: its time in MPI_Allreduce. */
+#define STATUS_EVERY_S 0.5
+static void send_status(worker_t *w, const report_iter_t *r, double step_s, double allreduce_s, int last) {
+    learnerlink_t *ll = feed_coord_link(w->feed);
+    double now = now_s();
+    if (!ll || (!last && now - w->last_status < STATUS_EVERY_S)) return;
+    w->last_status = now;
+    const learner_t *l = w->l;
+    int rm = l->rm && l->n_labels > 0;
+    static const char *const names[] = {"reward_model_accuracy", "ensemble_disagreement", "true_return",
+                                        "learned_return", "learner_step_seconds", "allreduce_seconds",
+                                        "env_steps", "labels", "iteration", "watch_warnings", "ranks"};
+    const double values[] = {rm && l->fit.val_acc >= 0 ? l->fit.val_acc : NAN,
+                             rm ? l->disagreement : NAN,
+                             w->true_return,
+                             w->learned_return,
+                             step_s,
+                             allreduce_s,
+                             (double)r->env_steps,
+                             r->answered,
+                             (double)(r->iteration + 1),
+                             (double)watch_warnings(w->watch),
+                             w->size};
+    /* A failure is transient (not registered right now); the next one goes. */
+    learnerlink_send_status(ll, last ? "done" : "rl", l->policy_version, (uint64_t)l->fits, names, values,
+                            sizeof values / sizeof values[0]);
 }
 
 /* The iterations [start, iterations). Returns the exit status. */
@@ -451,6 +493,7 @@ static int run(worker_t *w, long long start, long long iterations) {
                            .t_rollout = hdr.t_rollout, .t_reward = t_reward};
         learner_update(l, w->share->batch, lr, &r.ps);
         r.t_ppo = now_s() - ts;
+        double learn_s = t_reward - hdr.t_query + r.t_ppo;    // this rank's learning, without the waits
         maybe_diverge(w, it);
         w->env_steps = hdr.env_steps;
         w->answered = hdr.answered;
@@ -458,6 +501,13 @@ static int run(worker_t *w, long long start, long long iterations) {
 
         if (w->rank == 0) {
             char err[4096] = "";
+            report_watch(w->watch, l, &r, hdr.refit);
+            if (r.episodes) w->true_return = r.return_sum / r.episodes;
+            if (isfinite(l->learned_return) && l->rm && l->n_labels > 0) w->learned_return = l->learned_return;
+            /* Before publishing: the last publish ends the run at the
+             * coordinator, which should have the final figures by then. */
+            send_status(w, &r, learn_s, w->md.seconds,
+                        it == iterations - 1 || hdr.env_steps >= job->run.total_steps);
             if (w->feed->publish && w->feed->publish(w->feed, l, err, sizeof err) != 0)
                 log_error("the %s feed cannot publish the weights: %s", w->feed->name, err);
             r.wall_s = wall(w);
@@ -504,6 +554,7 @@ static int run(worker_t *w, long long start, long long iterations) {
         {"replica_hash_checks", w->hash_checks},
         {"resumed_from", w->resumed_from >= 0 ? (double)w->resumed_from : NAN},
         {"allreduce_s", allreduce_total},
+        {"watch_warnings", (double)watch_warnings(w->watch)},
     };
     char err[4096];
     if (report_summary(w->dir, l, &sum, mine, sizeof mine / sizeof mine[0], err, sizeof err) != 0) {
@@ -599,6 +650,8 @@ int main(int argc, char **argv) {
     static worker_t w;
     w.resumed_from = -1;
     w.t0 = now_s();
+    w.true_return = w.learned_return = NAN;
+    w.watch = watch_new(NULL);
     mpi_dist_init(&w.md, MPI_COMM_WORLD, &w.dist);
     w.rank = w.md.rank;
     w.size = w.md.size;
@@ -660,6 +713,7 @@ int main(int argc, char **argv) {
     share_destroy(&w.share);
     if (w.feed) w.feed->destroy(&w.feed);
     learner_destroy(&w.l);
+    watch_destroy(&w.watch);
     mpiCheck(MPI_Finalize());
     return rc;
 }

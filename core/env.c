@@ -3,7 +3,7 @@
  * Owns: the list of registered environment classes, creating and destroying
  * environments, and the TimeLimit wrapper's job (the step counter and
  * truncation at cls->max_steps). The dynamics live with each class
- * (env_classic.c); a new environment joins by adding its class to
+ * (env_classic.c, env_mujoco.c); a new environment joins by adding its class to
  * registry[] below. */
 #include "env.h"
 

@@ -86,7 +86,7 @@ struct mj_task {
 
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void quiet_warning(const char *msg) { fprintf(stderr, "mujoco: warning: %s\n", msg); }
+static void warning_to_stderr(const char *msg) { fprintf(stderr, "mujoco: warning: %s\n", msg); }
 
 /* Loads task's model through a VFS holding only its XML. The VFS struct is
  * about 2 MB (file names for 2000 files), so it lives on the heap. */
@@ -453,7 +453,7 @@ static int mj_init_cb(env_t *env, char *err, size_t errlen) {
     static int nloaded;
     static const mj_task_t *loaded[16];
     pthread_mutex_lock(&load_lock);
-    mju_user_warning = quiet_warning;
+    mju_user_warning = warning_to_stderr;
     mjModel *m = NULL;
     for (int i = 0; i < nloaded; i++)
         if (loaded[i] == t) m = models[i];

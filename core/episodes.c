@@ -124,17 +124,32 @@ void episodes_add_render(episodes_t *e, uint64_t source, const traj_t *b, const 
             if (old.obs) {
                 *ep = old;
                 ep->len = 0;
+                ep->terminated = 0;     /* in progress (episodes_cut reads it) */
             } else {
                 episode_alloc(ep, e);
             }
         }
 }
 
+/* Episode i of the ring (i < n), then of the episodes in progress, stream by
+ * stream. */
+static const episode_t *nth_episode(const episodes_t *e, int i) {
+    if (i < e->n) return &e->ring[i];
+    i -= e->n;
+    for (int k = 0; k < e->n_streams; k++) {
+        if (i < e->streams[k].N) return &e->streams[k].cur[i];
+        i -= e->streams[k].N;
+    }
+    return NULL;
+}
+
 int episodes_render_of(const episodes_t *e, const float *obs, int T, const uint8_t *absorbing, float *out) {
     int od = e->obs_dim, rd = e->render_dim;
     if (!rd) return -1;
-    for (int i = 0; i < e->n; i++) {
-        const episode_t *ep = &e->ring[i];
+    int n_in_progress = 0;
+    for (int k = 0; k < e->n_streams; k++) n_in_progress += e->streams[k].N;
+    for (int i = 0; i < e->n + n_in_progress; i++) {
+        const episode_t *ep = nth_episode(e, i);
         if (!ep->render_ok || !ep->rs) continue;
         for (int s = 0; s < ep->len; s++) {
             if (memcmp(ep->obs + (size_t)s * od, obs, sizeof(float) * od) != 0) continue;
@@ -160,15 +175,28 @@ static int starts(const episode_t *ep, int T) {
     return ep->len >= T ? ep->len - T + 1 : 0;
 }
 
+/* Segments come from the ring of ended episodes. While no ended episode
+ * holds one, they come from the episodes in progress instead, cut like
+ * truncated ones (never past the last step seen). Without that fallback a
+ * long-horizon task deadlocks in a distributed run: the learner waits for its
+ * first labels before taking more batches, and the first episodes (500 steps
+ * of Acrobot, 1000 of HalfCheetah) never end. CartPole's episodes end long
+ * before the first labels are due, so its segments are unchanged. */
 int episodes_cut(episodes_t *e, int T, rng_t *rng, float *obs, float *act, float *r, uint8_t *absorbing) {
+    int first = 0, count = e->n;
     long long total = 0;
     for (int i = 0; i < e->n; i++) total += starts(&e->ring[i], T);
+    if (total == 0) {
+        first = e->n, count = 0;
+        for (int k = 0; k < e->n_streams; k++) count += e->streams[k].N;
+        for (int i = first; i < first + count; i++) total += starts(nth_episode(e, i), T);
+    }
     if (total == 0) return -1;
     long long pick = (long long)(rng_uniform(rng) * (double)total);
     const episode_t *ep = NULL;
     int start = 0;
-    for (int i = 0; i < e->n; i++) {
-        ep = &e->ring[i];
+    for (int i = first; i < first + count; i++) {
+        ep = nth_episode(e, i);
         long long c = starts(ep, T);
         if (pick < c) {
             start = (int)pick;

@@ -350,6 +350,7 @@ typedef struct {
 
 static void world_init(world_t *w) {
     char err[512];
+    memset(w, 0, sizeof *w);
     job_defaults(&w->job);
     assert_int_equal(job_load(&w->job, small_job(4000), err, sizeof err), 0);
     assert_int_equal(job_validate(&w->job, err, sizeof err), 0);

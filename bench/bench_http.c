@@ -30,6 +30,11 @@
  *   bench_http [BUILD] [--labelers 1,4,16] [--seconds S]
  *   (BUILD/bin/rlhf; default: the folder above this program's)
  *
+ * The disk syncs behind it: `strace -f -c -e trace=fdatasync,fsync -p PID`
+ * on the run's rlhf-coordinator while this runs (bench/RESULTS.md: one per
+ * acknowledged label; leases and skips are committed synchronous=NORMAL).
+ * rlhf run's output also has a "status page:" line on the same port.
+ *
  * The run directory is under $TMPDIR (default /tmp): put TMPDIR on the disk
  * you want to measure. Both figures use that same directory. It is removed
  * at the end unless BENCH_KEEP is set (then its feedback.db and logs/ stay

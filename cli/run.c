@@ -20,11 +20,16 @@
  * SIGTERM, and SIGKILL after a grace period. SIGINT / SIGTERM to us does
  * the same at once (the ranks checkpoint on SIGTERM, worker/main.c).
  *
+ * The coordinator always serves HTTP: on coordinator.http_port, or when
+ * the job leaves it 0 on a free loopback port (written to config.ini), and
+ * once it answers we print
+ *     status page: http://127.0.0.1:PORT/status (metrics: http://127.0.0.1:PORT/metrics)
+ * on stdout, so any run can be watched in a browser and scraped by
+ * Prometheus.
+ *
  * --feedback human (feedback.mode = human): no scripted labelers; people
- * label in the browser. The coordinator serves the labeling page and its
- * HTTP API on a free loopback port (coordinator.http_port, written to
- * config.ini), a first labeler "human-N" is added to DIR/feedback.db before
- * it starts, and once the page answers we print
+ * label in the browser, on the same port. A first labeler "human-N" is
+ * added to DIR/feedback.db before the coordinator starts, and we also print
  *     labeling page: http://127.0.0.1:PORT/ ...
  *     token: TOKEN
  * on stdout (the token only there, never in a log). docs/labeling.md.
@@ -229,6 +234,18 @@ static int free_port(void) {
         port = ntohs(a.sin_port);
     if (fd >= 0) close(fd);
     return port;
+}
+
+/* 1 when port can be bound now (on every interface, as a listener would
+ * be refused when anything holds it). */
+static int port_bindable(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY), .sin_port = htons(port)};
+    if (fd < 0) return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
 }
 
 /* 1 when something accepts TCP connections on host (IPv4):port. */
@@ -501,24 +518,29 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     memcpy(job.run.out, dir, strlen(dir) + 1);
-    /* Human feedback: the coordinator serves the labeling page and API on
-     * coordinator.http_port, or when the job leaves it 0 on a free port of
-     * ours (written to config.ini; a resumed run gets a new one, the old
-     * may be taken by now). */
-    int http_port = human ? job.coordinator.http_port : 0;
-    if (human && http_port == 0) {
+    /* HTTP (the status page and /metrics; for human feedback also the
+     * labeling page and API) on coordinator.http_port, or when the job
+     * leaves it 0 on a free port of ours (written to config.ini). */
+    int http_port = job.coordinator.http_port, picked = 0;
+    if (resume && http_port && !port_bindable(http_port)) {
+        /* The stopped run's port (its config.ini) is taken by now: another one. */
+        log_warn("coordinator.http_port %d of the stopped run is in use: HTTP on another free port", http_port);
+        http_port = 0;
+    }
+    if (http_port == 0) {
         http_port = free_port();
         if (http_port < 0) {
-            fprintf(stderr, "rlhf run: --feedback human: no free port: %s\n", strerror(errno));
+            fprintf(stderr, "rlhf run: no free port for HTTP: %s\n", strerror(errno));
             return 1;
         }
         job.coordinator.http_port = http_port;
+        picked = 1;
     }
     /* config.ini is the effective job (options applied): the coordinator
      * reads it, and hands exactly it to every peer. */
     snprintf(logs, sizeof logs, "%s/logs", dir);
     err[0] = '\0';
-    if (((!resume || human) && report_open_dir(dir, &job, err, sizeof err) != 0) || mkdir_p(logs) != 0) {
+    if (((!resume || human || picked) && report_open_dir(dir, &job, err, sizeof err) != 0) || mkdir_p(logs) != 0) {
         fprintf(stderr, "rlhf run: %s\n", err[0] ? err : strerror(errno));
         return 1;
     }
@@ -527,7 +549,7 @@ int cmd_run(int argc, char **argv) {
      * learner cuts it back to its checkpoint). */
     if (!resume) unlink(metrics);
     int port = free_port();
-    while (human && port == http_port) port = free_port();
+    while (port == http_port) port = free_port();
     if (port < 0) {
         fprintf(stderr, "rlhf run: no free loopback port: %s\n", strerror(errno));
         return 1;
@@ -627,10 +649,11 @@ int cmd_run(int argc, char **argv) {
         started = spawn(id, a, path, 0) != NULL;
     }
 #undef CURVE_ARGS
-    if (started && human) {
-        /* The URL once the page answers (or the coordinator gave up), so
-         * that whoever reads it can open it at once. coordinator.http_bind
-         * "0.0.0.0" (every interface) is reached on loopback here. */
+    if (started) {
+        /* The URLs once the port answers (or the coordinator gave up), so
+         * that whoever reads them can open them at once.
+         * coordinator.http_bind "0.0.0.0" (every interface) is reached on
+         * loopback here. */
         const char *host = job.coordinator.http_bind[0] && strcmp(job.coordinator.http_bind, "0.0.0.0") != 0
                                ? job.coordinator.http_bind
                                : "127.0.0.1";
@@ -641,12 +664,17 @@ int cmd_run(int argc, char **argv) {
             usleep(50000);
         }
         if (!port_open(host, http_port))
-            log_warn("the labeling page on port %d does not answer yet (%s/coordinator.log)", http_port, logs);
+            log_warn("HTTP on port %d does not answer yet (%s/coordinator.log)", http_port, logs);
         if (!coord->reaped && !stop_sig) {
             int v6 = strchr(host, ':') != NULL;
-            printf("labeling page: http://%s%s%s:%d/ (labeler %s; more with: rlhf labelers add NAME --out %s)\n",
-                   v6 ? "[" : "", host, v6 ? "]" : "", http_port, labeler, dir);
-            printf("token: %s\n", token);
+            const char *lb = v6 ? "[" : "", *rb = v6 ? "]" : "";
+            if (human) {
+                printf("labeling page: http://%s%s%s:%d/ (labeler %s; more with: rlhf labelers add NAME --out %s)\n",
+                       lb, host, rb, http_port, labeler, dir);
+                printf("token: %s\n", token);
+            }
+            printf("status page: http://%s%s%s:%d/status (metrics: http://%s%s%s:%d/metrics)\n", lb, host, rb,
+                   http_port, lb, host, rb, http_port);
             fflush(stdout);
         }
         memset(token, 0, sizeof token);

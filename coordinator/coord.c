@@ -201,6 +201,11 @@ struct coord {
     int n_history;
 
     http_t *http;                      /* NULL without coordinator.http_port */
+    struct web_labeler {               /* people labeling over HTTP: when each was last heard */
+        char name[STORE_NAME_MAX];
+        double last;                   /* now_s() of their last /api/ call */
+    } *web;
+    int n_web, cap_web;
     double undo_s;
     int render_dim;
     int queue_full;                    /* schedule_labels found the queue full (logged once per episode) */
@@ -537,6 +542,11 @@ static void schedule_labels(coord_t *c) {
                      "answers", c->n_open, job->coordinator.queue_max, due - (room > 0 ? room : 0), due);
         }
         if (room <= 0) return;
+        /* Bound by the queue, not the schedule: refill in batches of a
+         * sixteenth of the queue rather than one query (one fsync'd round)
+         * per answer; the queue holds the other fifteen sixteenths
+         * meanwhile. */
+        if (room < job->coordinator.queue_max / 16) return;
         due = room;
     } else {
         c->queue_full = 0;
@@ -637,7 +647,7 @@ static void assign_queries(coord_t *c) {
             int best = best_query(c, p->id, p->kinds);
             if (best < 0) break;
             if (!in_txn) {
-                if (store_begin(c->store, err, sizeof err) != 0) return;
+                if (store_begin_lazy(c->store, err, sizeof err) != 0) return;
                 in_txn = 1;
             }
             cquery_t *cq = &c->cq[best];
@@ -673,7 +683,7 @@ static void check_leases(coord_t *c, double now) {
         cquery_t *cq = &c->cq[c->open[o]];
         for (int i = 0; i < cq->n_leases; i++) {
             if (now < cq->leases[i].deadline) continue;
-            if (!in_txn) in_txn = store_begin(c->store, err, sizeof err) == 0;
+            if (!in_txn) in_txn = store_begin_lazy(c->store, err, sizeof err) == 0;
             log_info("query %" PRIu64 ": lease of %s expired unanswered; back on the queue", cq->id, cq->leases[i].who);
             store_del_lease(c->store, cq->id, cq->leases[i].who);
             lease_drop(c, cq, i--);
@@ -1460,6 +1470,14 @@ static void recover_queries(coord_t *c) {
         cquery_t *cq = cquery(c, sl.label->query_id);
         if (cq && !sl.retracted && sl.label->labeler_id) exclude(cq, sl.label->labeler_id);
     }
+    /* Skipped queries are not offered to who skipped them, after a restart too. */
+    size_t nskip = 0;
+    store_lease_t *sk = store_skips(c->store, &nskip);
+    for (size_t i = 0; i < nskip; i++) {
+        cquery_t *cq = cquery(c, sk[i].query_id);
+        if (cq) exclude(cq, sk[i].labeler);
+    }
+    free(sk);
     if (nl) c->answered_base = (long long)store_label_at(c->store, nl - 1).answered;
     c->outstanding = n_open;
     size_t nlease = 0;
@@ -1735,7 +1753,19 @@ static int api_skip(coord_t *c, const char *who, const json_t *body, FILE *f, ch
         err_set(err, errlen, "query_id: no such query %" PRIu64, qid);
         return 404;
     }
-    if (lease_of(cq, who)) lease_release(c, cq, who, 1);
+    /* The lease's end and the skip in one lazy commit (store.h): a skip
+     * lost to a power failure only offers the query again. */
+    char why[256] = "";
+    int ok = store_begin_lazy(c->store, why, sizeof why) == 0;
+    if (ok && lease_of(cq, who)) ok = store_del_lease(c->store, qid, who) == 0;
+    if (ok) ok = store_put_skip(c->store, qid, who, why, sizeof why) == 0;
+    if (!ok || store_commit(c->store, why, sizeof why) != 0) {
+        if (!ok) store_rollback(c->store);
+        c->n.store_failed++;
+        err_set(err, errlen, "the skip could not be recorded (%s); try again", why[0] ? why : "store error");
+        return 503;
+    }
+    if (lease_of(cq, who)) lease_release(c, cq, who, 0);
     exclude(cq, who);
     c->n.queries_skipped++;
     fputs("{\"status\":\"skipped\"}\n", f);
@@ -1908,16 +1938,43 @@ static int leased_count(const coord_t *c) {
     return n;
 }
 
+/* A person's authenticated /api/ call: they count as a labeler (workers) for
+ * WEB_ACTIVE_S after it. */
+#define WEB_ACTIVE_S 60.0
+static void web_seen(coord_t *c, const char *who) {
+    double now = now_s();
+    for (int i = 0; i < c->n_web; i++)
+        if (strcmp(c->web[i].name, who) == 0) {
+            c->web[i].last = now;
+            return;
+        }
+    if (c->n_web == c->cap_web) {
+        c->cap_web = c->cap_web ? 2 * c->cap_web : 16;
+        c->web = reallocCheck(c->web, sizeof *c->web * c->cap_web);
+    }
+    snprintf(c->web[c->n_web].name, sizeof c->web[0].name, "%s", who);
+    c->web[c->n_web++].last = now;
+}
+
+static int web_active(const coord_t *c) {
+    double since = now_s() - WEB_ACTIVE_S;
+    int n = 0;
+    for (int i = 0; i < c->n_web; i++) n += c->web[i].last >= since;
+    return n;
+}
+
 static int api_stats(coord_t *c, const char *who, FILE *f) {
     int kinds[4] = {0};
     for (int i = 0; i < c->n_peers; i++) kinds[c->peers[i]->kind & 3]++;
+    int web = web_active(c);
     size_t total = 0, nl = store_label_count(c->store);
     for (size_t i = 0; i < nl; i++) total += !store_label_at(c->store, i).retracted;
     fprintf(f,
             "{\"queue_depth\":%d,\"leased\":%d,\"labels_total\":%zu,\"labels_per_minute\":%d,\"my_labels\":%d,"
-            "\"workers\":{\"rollout\":%d,\"labeler\":%d,\"learner\":%d},\"env_steps\":%lld,\"env_steps_per_s\":",
+            "\"workers\":{\"rollout\":%d,\"labeler\":%d,\"web_labeler\":%d,\"learner\":%d},\"env_steps\":%lld,"
+            "\"env_steps_per_s\":",
             c->n_open, leased_count(c), total, labels_last_minute(c), labels_of(c, who),
-            kinds[RLHF__PEER_KIND__PEER_ROLLOUT], kinds[RLHF__PEER_KIND__PEER_LABELER],
+            kinds[RLHF__PEER_KIND__PEER_ROLLOUT], kinds[RLHF__PEER_KIND__PEER_LABELER] + web, web,
             kinds[RLHF__PEER_KIND__PEER_LEARNER], c->steps_base + c->env_steps);
     write_num(f, c->steps_rate);
     fprintf(f, ",\"policy_version\":%" PRIu64 ",\"labelers\":[", c->policy_version);
@@ -1950,6 +2007,7 @@ static int api_stats(coord_t *c, const char *who, FILE *f) {
 static int api_call(void *arg, const char *method, const char *path, const char *who, const json_t *body, FILE *out,
                     char *err, size_t errlen) {
     coord_t *c = arg;
+    web_seen(c, who);
     int get = strcmp(method, "GET") == 0;
     struct {
         const char *path;
@@ -2011,9 +2069,13 @@ static void write_metrics(void *arg, FILE *f) {
     size_t total = 0, nl = store_label_count(c->store);
     for (size_t i = 0; i < nl; i++) total += !store_label_at(c->store, i).retracted;
     fprintf(f, "# TYPE rlhf_workers gauge\n");
+    /* labeler: ZeroMQ labelers and the people active over HTTP in the last
+     * minute (also alone in rlhf_web_labelers). */
+    int web = web_active(c);
     fprintf(f, "rlhf_workers{kind=\"rollout\"} %d\nrlhf_workers{kind=\"labeler\"} %d\nrlhf_workers{kind=\"learner\"} %d\n",
-            kinds[RLHF__PEER_KIND__PEER_ROLLOUT], kinds[RLHF__PEER_KIND__PEER_LABELER],
+            kinds[RLHF__PEER_KIND__PEER_ROLLOUT], kinds[RLHF__PEER_KIND__PEER_LABELER] + web,
             kinds[RLHF__PEER_KIND__PEER_LEARNER]);
+    fprintf(f, "# TYPE rlhf_web_labelers gauge\nrlhf_web_labelers %d\n", web);
     fprintf(f, "# TYPE rlhf_queue_depth gauge\nrlhf_queue_depth %d\n", c->n_open);
     fprintf(f, "# TYPE rlhf_queries_leased gauge\nrlhf_queries_leased %d\n", leased_count(c));
     fprintf(f, "# TYPE rlhf_labels_total counter\nrlhf_labels_total %zu\n", total);
@@ -2195,6 +2257,7 @@ void coord_destroy(coord_t **self_p) {
     segstore_destroy(&c->asked);
     free(c->qbuf);
     http_destroy(&c->http);
+    free(c->web);
     for (int i = 0; i < c->n_cq; i++) free(c->cq[i].excl);
     free(c->cq);
     free(c->history);

@@ -16,7 +16,9 @@
 /* learner_t's layout when this file last learned every field it saves. A
  * new field is state a checkpoint may have to carry: save it below (and
  * in learner_hash() if replicas must agree on it), then update the size. */
-_Static_assert(sizeof(learner_t) == 376, "learner_t changed: save its new state in core/checkpoint.c, then update this size");
+/* (ret_norm, ppo.norm_reward's return statistics, is deliberately not saved:
+ * a resumed run starts them afresh, docs/config.md.) */
+_Static_assert(sizeof(learner_t) == 384, "learner_t changed: save its new state in core/checkpoint.c, then update this size");
 
 #define HEADER_BYTES (80 + JOB_STR)
 #define BYTE_ORDER_MARK 0x01020304u

@@ -5,7 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runstat.h"
 #include "util.h"
+
+/* ppo.norm_reward's state (learner.h). */
+struct learner_ret_norm {
+    runstat_t stat;             /* of the discounted returns, dim 1 */
+    double ret[];               /* (N) each environment's discounted return so far */
+};
 
 learner_t *learner_new(const job_t *job, char *err, size_t errlen) {
     const env_class_t *cls = env_find(job->env.id);
@@ -43,6 +50,10 @@ learner_t *learner_new(const job_t *job, char *err, size_t errlen) {
     l->learned = callocCheck((size_t)job->ppo.n_steps * job->env.n_envs, sizeof(float));
     l->learned_std = callocCheck((size_t)job->ppo.n_steps * job->env.n_envs, sizeof(float));
     l->ep_learned = callocCheck(job->env.n_envs, sizeof(double));
+    if (!l->rm && job->ppo.norm_reward) {
+        l->ret_norm = callocCheck(1, sizeof *l->ret_norm + sizeof(double) * (size_t)job->env.n_envs);
+        runstat_init(&l->ret_norm->stat, 1);
+    }
     return l;
 }
 
@@ -58,6 +69,7 @@ void learner_destroy(learner_t **self_p) {
     free(l->learned);
     free(l->learned_std);
     free(l->ep_learned);
+    free(l->ret_norm);
     free(l);
     *self_p = NULL;
 }
@@ -138,6 +150,39 @@ void learner_fit_reward(learner_t *l) {
     l->fits++;
 }
 
+/* ppo.norm_reward, as SB3's VecNormalize(norm_reward=True) does it step by
+ * step: each environment's discounted return ret = gamma ret + r, the
+ * running variance of those returns (one sample per environment and step),
+ * the reward divided by their std and clipped to +-10, and ret reset at an
+ * episode's end. The scale keeps the value targets near unit size whatever
+ * the task's reward magnitude (Hopper's returns are in the thousands). The
+ * return's mean is not subtracted: that would change which policy is
+ * best. */
+static void scale_true_rewards(learner_t *l, const traj_t *b) {
+    enum { RET_CHUNK = 64 };   /* returns folded into the statistics per call */
+    double gamma = l->job->ppo.gamma;
+    struct learner_ret_norm *rn = l->ret_norm;
+    float rets[RET_CHUNK];
+    for (int t = 0; t < b->T; t++) {
+        const float *r = b->true_r + (size_t)t * b->N;
+        float *out = l->buf->reward + (size_t)t * b->N;
+        for (int e0 = 0; e0 < b->N; e0 += RET_CHUNK) {
+            int m = b->N - e0 < RET_CHUNK ? b->N - e0 : RET_CHUNK;
+            for (int i = 0; i < m; i++) {
+                rn->ret[e0 + i] = gamma * rn->ret[e0 + i] + r[e0 + i];
+                rets[i] = (float)rn->ret[e0 + i];
+            }
+            runstat_update(&rn->stat, rets, m);
+        }
+        double inv = 1.0 / sqrt(rn->stat.var[0] + 1e-8);
+        for (int e = 0; e < b->N; e++) {
+            double x = r[e] * inv;
+            out[e] = (float)(x < -10 ? -10 : x > 10 ? 10 : x);
+            if (b->done[(size_t)t * b->N + e]) rn->ret[e] = 0;
+        }
+    }
+}
+
 /* Rewards for the buffer: true, or learned and normalised; and the
  * bootstrap after each episode end. */
 static void assign_rewards(learner_t *l, const traj_t *b) {
@@ -155,7 +200,8 @@ static void assign_rewards(learner_t *l, const traj_t *b) {
         }
     }
     if (!l->rm) {
-        memcpy(buf->reward, b->true_r, sizeof(float) * n);
+        if (l->ret_norm) scale_true_rewards(l, b);
+        else memcpy(buf->reward, b->true_r, sizeof(float) * n);
         return;
     }
     reward_predict(l->rm, b->obs, b->act, NULL, (int)n, l->act_dim, l->learned, l->learned_std);
@@ -236,6 +282,10 @@ uint64_t learner_hash(const learner_t *l) {
     const double norm[] = {l->r_zero, l->r_scale, l->abs_n};
     uint64_t h = fnv1a(FNV_OFFSET, counts, sizeof counts);
     h = fnv1a(h, norm, sizeof norm);
+    if (l->ret_norm) {   /* ppo.norm_reward only, so the hash without it is unchanged */
+        h = fnv1a(h, l->ret_norm->ret, sizeof(double) * l->job->env.n_envs);
+        h = hash_runstat(h, &l->ret_norm->stat);
+    }
     h = fnv1a(h, l->policy->params, sizeof(float) * l->policy->n_params);
     h = hash_adam(h, &l->opt);
     h = hash_runstat(h, &l->policy->obs_stat);

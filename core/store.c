@@ -30,7 +30,11 @@ typedef struct {
 typedef struct {
     size_t n_segs, n_queries;
     int active;
+    int lazy;                       /* store_begin_lazy(): only lease and skip writes */
 } txn_t;
+
+/* PRAGMA synchronous levels (SQLite's numbers). */
+enum { SYNC_NORMAL = 1, SYNC_FULL = 2 };
 
 struct store {
     sqlite3 *db;
@@ -49,9 +53,11 @@ struct store {
     size_t *slots;                  /* hash table: label index + 1; 0 = empty */
     size_t n_slots;                 /* a power of two, at most half full */
     txn_t txn;
+    int sync;                       /* the connection's PRAGMA synchronous now */
     int fail_commits;
     /* Prepared statements. */
-    sqlite3_stmt *ins_seg, *ins_query, *ins_label, *upd_query, *ins_lease, *del_lease, *del_leases_q, *retract;
+    sqlite3_stmt *ins_seg, *ins_query, *ins_label, *upd_query, *ins_lease, *del_lease, *del_leases_q, *retract,
+        *ins_skip;
 };
 
 static uint64_t wall_us(void) {
@@ -75,6 +81,7 @@ static const char SCHEMA[] =
     " round_done INT, answered_total INT, hold_until_us INT);"
     "CREATE TABLE IF NOT EXISTS labelers(name TEXT PRIMARY KEY, token_hash TEXT, created_us INT,"
     " disabled INT DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS skips(query_id INT, labeler TEXT, created_us INT, PRIMARY KEY(query_id, labeler));"
     "CREATE INDEX IF NOT EXISTS labels_query ON labels(query_id);"
     "CREATE INDEX IF NOT EXISTS queries_state ON queries(state);";
 
@@ -83,6 +90,31 @@ static int exec(store_t *s, const char *sql, char *err, size_t errlen) {
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         err_set(err, errlen, "%s", msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sets the connection's PRAGMA synchronous for the next commits (SQLite
+ * refuses to change it inside a transaction, so callers set it before
+ * BEGIN or an autocommit statement). In WAL mode, FULL syncs the WAL at
+ * every commit (it survives a power failure); NORMAL syncs it only at
+ * checkpoints: a commit survives a crash of the process (the OS has the
+ * write) but may be lost with the machine's power. Run once per change. */
+static int set_sync(store_t *s, int level, char *err, size_t errlen) {
+    if (s->sync == level) return 0;
+    if (exec(s, level == SYNC_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err, errlen) != 0)
+        return -1;
+    s->sync = level;
+    return 0;
+}
+
+/* Before a write: outside a transaction, its autocommit gets level; inside
+ * one, a durable write (level FULL) in a lazy transaction is refused. */
+static int write_level(store_t *s, int level, char *err, size_t errlen) {
+    if (!s->txn.active) return set_sync(s, level, err, errlen);
+    if (level == SYNC_FULL && s->txn.lazy) {
+        err_set(err, errlen, "a durable write inside a lazy transaction (store_begin_lazy)");
         return -1;
     }
     return 0;
@@ -216,6 +248,7 @@ static int meta_get(store_t *s, const char *key, char *out, size_t outlen) {
 
 static int meta_set(store_t *s, const char *key, const char *value) {
     sqlite3_stmt *st;
+    if (write_level(s, SYNC_FULL, NULL, 0) != 0) return -1;
     if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1, &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -424,6 +457,7 @@ store_t *store_open(const char *path, const char *env_id, int T, int obs_dim, in
         store_destroy(&s);
         return NULL;
     }
+    s->sync = SYNC_FULL;
     /* The file belongs to one run: its environment and shapes. */
     char v[256], want[256];
     struct {
@@ -484,7 +518,9 @@ store_t *store_open(const char *path, const char *env_id, int T, int obs_dim, in
                 errlen) ||
         prepare(s, &s->del_lease, "DELETE FROM leases WHERE query_id=? AND labeler=?", err, errlen) ||
         prepare(s, &s->del_leases_q, "DELETE FROM leases WHERE query_id=?", err, errlen) ||
-        prepare(s, &s->retract, "UPDATE labels SET retracted=1 WHERE id=? AND retracted=0", err, errlen)) {
+        prepare(s, &s->retract, "UPDATE labels SET retracted=1 WHERE id=? AND retracted=0", err, errlen) ||
+        prepare(s, &s->ins_skip, "INSERT OR IGNORE INTO skips(query_id, labeler, created_us) VALUES(?,?,?)", err,
+                errlen)) {
         store_destroy(&s);
         return NULL;
     }
@@ -499,7 +535,7 @@ void store_destroy(store_t **self_p) {
     store_t *s = *self_p;
     if (!s) return;
     sqlite3_stmt *sts[] = {s->ins_seg, s->ins_query, s->ins_label, s->upd_query,
-                           s->ins_lease, s->del_lease, s->del_leases_q, s->retract};
+                           s->ins_lease, s->del_lease, s->del_leases_q, s->retract, s->ins_skip};
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
     if (s->db) sqlite3_close(s->db);
     for (size_t i = 0; i < s->n_segs; i++) seg_free(&s->segs[i]);
@@ -521,17 +557,21 @@ const char *store_env_id(const store_t *s) { return s->env_id; }
 
 /* ---- transactions ------------------------------------------------------------------- */
 
-int store_begin(store_t *s, char *err, size_t errlen) {
+static int begin(store_t *s, int level, char *err, size_t errlen) {
     if (s->txn.active) {
         err_set(err, errlen, "a transaction is open already");
         return -1;
     }
-    if (exec(s, "BEGIN IMMEDIATE", err, errlen) != 0) return -1;
+    if (set_sync(s, level, err, errlen) != 0 || exec(s, "BEGIN IMMEDIATE", err, errlen) != 0) return -1;
     s->txn.active = 1;
+    s->txn.lazy = level != SYNC_FULL;
     s->txn.n_segs = s->n_segs;
     s->txn.n_queries = s->n_queries;
     return 0;
 }
+
+int store_begin(store_t *s, char *err, size_t errlen) { return begin(s, SYNC_FULL, err, errlen); }
+int store_begin_lazy(store_t *s, char *err, size_t errlen) { return begin(s, SYNC_NORMAL, err, errlen); }
 
 static void mem_undo(store_t *s) {
     while (s->n_segs > s->txn.n_segs) seg_free(&s->segs[--s->n_segs]);
@@ -576,6 +616,7 @@ static int step_done(store_t *s, sqlite3_stmt *st, char *err, size_t errlen) {
 uint64_t store_put_segment(store_t *s, const float *obs, const float *act, const float *true_r,
                            const uint8_t *absorbing, const float *render, const char *source_worker,
                            uint64_t source_policy_version, char *err, size_t errlen) {
+    if (write_level(s, SYNC_FULL, err, errlen) != 0) return 0;
     uint64_t id = s->seg_base + 1 + s->n_segs;
     size_t T = (size_t)s->T;
     sqlite3_stmt *st = s->ins_seg;
@@ -623,6 +664,7 @@ const float *store_segment_render(const store_t *s, uint64_t id) {
 /* ---- queries -------------------------------------------------------------------------- */
 
 uint64_t store_put_query(store_t *s, const store_query_t *q, char *err, size_t errlen) {
+    if (write_level(s, SYNC_FULL, err, errlen) != 0) return 0;
     store_query_t c = *q;
     c.id = s->query_base + 1 + s->n_queries;
     c.answers = 0, c.done = 0;
@@ -707,6 +749,7 @@ int store_put_label(store_t *s, const Rlhf__Label *l, const char *labeler, int r
         n += (size_t)snprintf(ranking + n, sizeof ranking - n, "%s%" PRIu32, j ? "," : "", l->ranking[j]);
     int answers = q->answers + 1, done = answers >= q->answers_wanted;
     int own_txn = !s->txn.active;
+    if (!own_txn && write_level(s, SYNC_FULL, err, errlen) != 0) return STORE_FAILED;
     if (own_txn && store_begin(s, err, errlen) != 0) return STORE_FAILED;
     sqlite3_stmt *st = s->ins_label;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
@@ -831,8 +874,12 @@ size_t store_label_after(const store_t *s, uint64_t cursor) {
 
 /* ---- leases --------------------------------------------------------------------------------- */
 
+/* Lease and skip records are lazy (synchronous=NORMAL, store.h): losing
+ * one to a power failure only ends a lease early or offers a skipped
+ * query again. */
 int store_put_lease(store_t *s, uint64_t query_id, const char *labeler, uint64_t deadline_us, char *err,
                     size_t errlen) {
+    if (write_level(s, SYNC_NORMAL, err, errlen) != 0) return -1;
     sqlite3_bind_int64(s->ins_lease, 1, (sqlite3_int64)query_id);
     sqlite3_bind_text(s->ins_lease, 2, labeler, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->ins_lease, 3, (sqlite3_int64)deadline_us);
@@ -840,6 +887,7 @@ int store_put_lease(store_t *s, uint64_t query_id, const char *labeler, uint64_t
 }
 
 int store_del_lease(store_t *s, uint64_t query_id, const char *labeler) {
+    if (write_level(s, SYNC_NORMAL, NULL, 0) != 0) return -1;
     sqlite3_bind_int64(s->del_lease, 1, (sqlite3_int64)query_id);
     sqlite3_bind_text(s->del_lease, 2, labeler, -1, SQLITE_STATIC);
     return step_done(s, s->del_lease, NULL, 0);
@@ -863,6 +911,38 @@ store_lease_t *store_leases(store_t *s, size_t *n) {
         const char *who = (const char *)sqlite3_column_text(st, 1);
         snprintf(l->labeler, sizeof l->labeler, "%s", who ? who : "");
         l->deadline_us = (uint64_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* ---- skips ---------------------------------------------------------------------------------- */
+
+int store_put_skip(store_t *s, uint64_t query_id, const char *labeler, char *err, size_t errlen) {
+    if (write_level(s, SYNC_NORMAL, err, errlen) != 0) return -1;
+    sqlite3_bind_int64(s->ins_skip, 1, (sqlite3_int64)query_id);
+    sqlite3_bind_text(s->ins_skip, 2, labeler, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->ins_skip, 3, (sqlite3_int64)wall_us());
+    return step_done(s, s->ins_skip, err, errlen);
+}
+
+store_lease_t *store_skips(store_t *s, size_t *n) {
+    *n = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT query_id, labeler FROM skips ORDER BY query_id", -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    size_t cap = 0;
+    store_lease_t *out = NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            out = reallocCheck(out, sizeof *out * cap);
+        }
+        store_lease_t *l = &out[(*n)++];
+        l->query_id = (uint64_t)sqlite3_column_int64(st, 0);
+        const char *who = (const char *)sqlite3_column_text(st, 1);
+        snprintf(l->labeler, sizeof l->labeler, "%s", who ? who : "");
+        l->deadline_us = 0;
     }
     sqlite3_finalize(st);
     return out;

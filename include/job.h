@@ -50,6 +50,7 @@ typedef struct {
         double vf_coef;             /* ppo.vf_coef */
         double max_grad_norm;       /* ppo.max_grad_norm */
         int norm_obs;               /* ppo.norm_obs: running observation normalisation */
+        int norm_reward;            /* ppo.norm_reward: true reward / running std of the discounted return */
         double target_kl;           /* ppo.target_kl: stop epochs early; 0 = off */
     } ppo;
     struct {

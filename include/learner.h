@@ -61,6 +61,12 @@ typedef struct {
     float *learned;                 /* (T, N) raw learned reward */
     float *learned_std;             /* (T, N) std of the members' rewards (scratch) */
     double *ep_learned;             /* (N) normalised learned return of each episode in progress */
+    /* ppo.norm_reward (true-reward feedback only; NULL otherwise): each
+     * environment's discounted return so far, and the running variance of
+     * those returns; a step's reward is divided by their std (SB3's
+     * VecNormalize norm_reward). Neither is checkpointed: a resumed run
+     * starts the statistics afresh. */
+    struct learner_ret_norm *ret_norm;
 } learner_t;
 
 /* Returns NULL with err on an unknown environment. The policy is

@@ -1,7 +1,8 @@
 /* store.h - the coordinator's feedback store: the segments queries show, the
- * queries, their leases and the labels, in SQLite (OUT/feedback.db, WAL,
- * synchronous=FULL; the schema is in docs/http-api.md and the notes), with an
- * in-memory copy of everything for the event loop to read without I/O.
+ * queries, their leases, skips and the labels, in SQLite (OUT/feedback.db,
+ * WAL, synchronous FULL or NORMAL by what is written, below; the schema is
+ * in docs/http-api.md and the notes), with an in-memory copy of everything
+ * for the event loop to read without I/O.
  *
  * The contract the rest of the coordinator relies on:
  *  - a write returns success only once it is committed (fsync'd): a segment
@@ -10,6 +11,15 @@
  *    transaction with store_begin() / store_commit() (a labelling round, the
  *    leases of one loop turn); store_rollback() (or a failed commit) undoes
  *    the group in the database and in the in-memory copy alike;
+ *  - two durabilities, set per commit (PRAGMA synchronous): segments,
+ *    queries, labels, retractions and meta are committed with
+ *    synchronous=FULL (the WAL fsync'd: they survive a power failure);
+ *    leases and skips with synchronous=NORMAL (in WAL mode: they survive a
+ *    crash of the process, as the OS has the write, but a power failure
+ *    may lose the last of them, which only ends a lease early or offers a
+ *    skipped query again). A FULL commit also makes every NORMAL one before
+ *    it durable. Lease and skip writes are grouped with store_begin_lazy();
+ *    a durable write inside such a transaction is refused;
  *  - a label is stored at most once per idempotency id (UNIQUE in SQL);
  *  - labels are numbered label_base + 1, + 2, ... in the order they are
  *    stored, so "the labels after id N" is a suffix; the numbering survives
@@ -86,8 +96,11 @@ void store_destroy(store_t **self_p);
 sqlite3 *store_db(store_t *s);
 int store_persistent(const store_t *s);          /* 1 when on disk */
 
-/* Transactions (not nested). 0, or -1 with err; a failed commit rolls back. */
+/* Transactions (not nested). 0, or -1 with err; a failed commit rolls back.
+ * store_begin: committed with synchronous=FULL; store_begin_lazy: NORMAL,
+ * for lease and skip writes only. */
 int store_begin(store_t *s, char *err, size_t errlen);
+int store_begin_lazy(store_t *s, char *err, size_t errlen);
 int store_commit(store_t *s, char *err, size_t errlen);
 void store_rollback(store_t *s);
 
@@ -142,13 +155,21 @@ size_t store_label_after(const store_t *s, uint64_t cursor);
 /* The label with this id, or -1. */
 long store_label_index(const store_t *s, uint64_t label_id);
 
-/* Leases (persisted so a restarted coordinator knows who holds what). */
+/* Leases (persisted so a restarted coordinator knows who holds what;
+ * lazy: synchronous=NORMAL). */
 int store_put_lease(store_t *s, uint64_t query_id, const char *labeler, uint64_t deadline_us, char *err,
                     size_t errlen);
 int store_del_lease(store_t *s, uint64_t query_id, const char *labeler);
 /* The leases in the database (a malloc'd array the caller frees; *n its
  * length): what store_open() recovered, then kept up to date. */
 store_lease_t *store_leases(store_t *s, size_t *n);
+
+/* Skips: labeler passed on the query (not offered to them again, also
+ * after a restart). Lazy, like leases. 0, or -1 with err. */
+int store_put_skip(store_t *s, uint64_t query_id, const char *labeler, char *err, size_t errlen);
+/* The skips in the database (a malloc'd array the caller frees; *n its
+ * length; deadline_us 0). */
+store_lease_t *store_skips(store_t *s, size_t *n);
 
 /* Fault injection for tests: the next n commits fail (SQLite's commit hook
  * turns them into rollbacks). */

@@ -10,7 +10,12 @@
  *    (set_state), with the quantities the reward is made of (x before and
  *    after, the fingertip distance, the tip height) read back from the state
  *    and observations rather than from the code under test;
- *  - reset noise, time limits and render states. */
+ *  - reset noise, time limits and render states;
+ *  - ppo.norm_reward, the true-reward yardstick's reward scaling (core/
+ *    learner.c): off, the rewards PPO sees are the environment's, bit for
+ *    bit; on, each step's rewards are divided by the std of the discounted
+ *    returns so far (computed here in two passes), clipped to +-10, and an
+ *    episode's end restarts its return. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +26,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "actor.h"
 #include "env.h"
+#include "job.h"
+#include "learner.h"
 
 #define assert_near(got, want, tol)                                                                     \
     do {                                                                                                \
@@ -76,6 +84,71 @@ static double sumsq(const float *a, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += (double)a[i] * a[i];
     return s;
+}
+
+/* ---- ppo.norm_reward ------------------------------------------------------------------ */
+
+/* A true-reward learner on Hopper (N = 2, T = 8) given one batch whose
+ * rewards are r(t, e); returns the rewards PPO was given (buf->reward). */
+static void norm_reward_run(int norm, double gamma, double (*r)(int t, int e), int done_t, float *out) {
+    enum { T = 8, N = 2 };
+    job_t job;
+    char err[512], set[64];
+    job_defaults(&job);
+    const char *sets[] = {"env.id=Hopper-v4", "env.n_envs=2",  "ppo.n_steps=8", "ppo.minibatch=8",
+                          "ppo.epochs=1",     "feedback.mode=true-reward"};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (job_set(&job, sets[i], err, sizeof err) != 0) fail_msg("%s: %s", sets[i], err);
+    snprintf(set, sizeof set, "ppo.norm_reward=%d", norm);
+    assert_int_equal(job_set(&job, set, err, sizeof err), 0);
+    snprintf(set, sizeof set, "ppo.gamma=%.17g", gamma);
+    assert_int_equal(job_set(&job, set, err, sizeof err), 0);
+    learner_t *l = learner_new(&job, err, sizeof err);
+    if (!l) fail_msg("learner_new: %s", err);
+    traj_t *b = traj_new(T, N, 11, 3);
+    for (int t = 0; t < T; t++)
+        for (int e = 0; e < N; e++) {
+            b->true_r[t * N + e] = (float)r(t, e);
+            /* environment 1's episode ends (terminated) at done_t */
+            b->done[t * N + e] = b->terminated[t * N + e] = e == 1 && t == done_t;
+        }
+    ppo_stats_t st;
+    learner_update(l, b, 1e-4, &st);
+    memcpy(out, l->buf->reward, sizeof(float) * T * N);
+    traj_destroy(&b);
+    learner_destroy(&l);
+}
+
+static double r_steps(int t, int e) { return e == 0 ? 1.0 + 0.25 * t : -2.0 + 0.5 * t; }
+static double r_big(int t, int e) { return t == 0 ? 100.0 : 0.01 * (e + 1); }
+
+static void test_norm_reward(void **unused) {
+    (void)unused;
+    enum { T = 8, N = 2 };
+    float out[T * N];
+    /* off: the true rewards as they are */
+    norm_reward_run(0, 0.9, r_steps, 3, out);
+    for (int k = 0; k < T * N; k++) assert_true(out[k] == (float)r_steps(k / N, k % N));
+    /* on: reward / std(returns so far); environment 1's return restarts after t = 3 */
+    norm_reward_run(1, 0.9, r_steps, 3, out);
+    double ret[N] = {0, 0}, seen[T * N];
+    int n = 0;
+    for (int t = 0; t < T; t++) {
+        for (int e = 0; e < N; e++) seen[n++] = ret[e] = 0.9 * ret[e] + (float)r_steps(t, e);
+        double mean = 0, var = 0;
+        for (int i = 0; i < n; i++) mean += seen[i] / n;
+        for (int i = 0; i < n; i++) var += (seen[i] - mean) * (seen[i] - mean) / n;
+        for (int e = 0; e < N; e++) {
+            double want = (float)r_steps(t, e) / sqrt(var);
+            /* 1e-3: SB3's prior of 1e-4 samples of variance 1, and float rounding */
+            assert_near(out[t * N + e], want, 1e-3 * fabs(want) + 1e-6);
+        }
+        if (t == 3) ret[1] = 0;
+    }
+    /* clipped to +-10: equal first rewards have (almost) no spread */
+    norm_reward_run(1, 0.99, r_big, -1, out);
+    assert_true(out[0] == 10.0f && out[1] == 10.0f);
+    for (int k = 0; k < T * N; k++) assert_true(out[k] >= -10.0f && out[k] <= 10.0f);
 }
 
 /* ---- models -------------------------------------------------------------------- */
@@ -533,7 +606,7 @@ int main(void) {
         cmocka_unit_test(test_ant),
         cmocka_unit_test(test_reset_noise),
         cmocka_unit_test(test_render),
-        cmocka_unit_test(test_nan_action),
+        cmocka_unit_test(test_nan_action), cmocka_unit_test(test_norm_reward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

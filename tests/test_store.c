@@ -3,7 +3,9 @@
  * answer counts, labels with their numbering, leases), idempotency dedupe
  * across a reopen, retraction, query order by id, a database of another run
  * refused, and fault injection: a commit that fails stores nothing, in the
- * file or in memory, and says so. */
+ * file or in memory, and says so; each write's durability (leases and
+ * skips synchronous=NORMAL, the rest FULL; no durable write inside a lazy
+ * transaction) and skips recovered after a reopen. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +40,13 @@ static uint64_t put_seg(store_t *s, float base, int with_render) {
     uint64_t id = store_put_segment(s, obs, act, r, ab, with_render ? ren : NULL, "rollout-1", 3, err, sizeof err);
     if (!id) fail_msg("store_put_segment: %s", err);
     return id;
+}
+
+/* store_put_segment's id (0 with err on refusal). */
+static uint64_t put_seg_raw(store_t *s, char *err, size_t errlen) {
+    float obs[T * 4] = {0}, act[T] = {0}, r[T] = {0};
+    uint8_t ab[T] = {0};
+    return store_put_segment(s, obs, act, r, ab, NULL, "rollout-1", 3, err, errlen);
 }
 
 static Rlhf__Label pair_label(uint64_t qid, const char *idem, Rlhf__Preference p) {
@@ -189,6 +198,56 @@ static void test_fault_injection(void **state) {
     store_destroy(&s);
 }
 
+/* PRAGMA synchronous as the connection has it now. */
+static int sync_level(store_t *s) { return count(s, "PRAGMA synchronous"); }
+
+static void test_durability_and_skips(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    char err[256];
+    uint64_t a = put_seg(s, 1, 1), b = put_seg(s, 2, 1);
+    assert_int_equal(sync_level(s), 2); /* segments: FULL */
+    store_query_t q = {.kind = RLHF__QUERY_KIND__QUERY_PAIR, .k = 2, .seg_ids = {a, b}, .answers_wanted = 2};
+    uint64_t q1 = store_put_query(s, &q, err, sizeof err), q2 = store_put_query(s, &q, err, sizeof err);
+    assert_true(q1 && q2);
+    assert_int_equal(store_put_lease(s, q1, "alice", 1000, err, sizeof err), 0);
+    assert_int_equal(sync_level(s), 1); /* a lease: NORMAL */
+    Rlhf__Label l = pair_label(q1, "d-1", RLHF__PREFERENCE__PREF_LEFT);
+    uint64_t id;
+    assert_int_equal(store_put_label(s, &l, "alice", 0, 1, 0, &id, err, sizeof err), STORE_STORED);
+    assert_int_equal(sync_level(s), 2); /* a label: FULL again */
+    /* A lazy transaction takes leases and skips, and refuses durable writes. */
+    assert_int_equal(store_begin_lazy(s, err, sizeof err), 0);
+    assert_int_equal(sync_level(s), 1);
+    assert_int_equal(store_put_lease(s, q2, "bob", 2000, err, sizeof err), 0);
+    assert_int_equal(store_put_skip(s, q1, "bob", err, sizeof err), 0);
+    assert_int_equal(store_put_skip(s, q1, "bob", err, sizeof err), 0); /* again: one row */
+    err[0] = '\0';
+    assert_int_equal(put_seg_raw(s, err, sizeof err), 0);
+    assert_non_null(strstr(err, "lazy"));
+    l = pair_label(q2, "d-2", RLHF__PREFERENCE__PREF_LEFT);
+    assert_int_equal(store_put_label(s, &l, "bob", 0, 1, 0, &id, err, sizeof err), STORE_FAILED);
+    assert_null(store_find_label(s, "d-2"));
+    assert_int_equal(store_commit(s, err, sizeof err), 0);
+    assert_int_equal(store_put_skip(s, q2, "carol", err, sizeof err), 0);
+    store_destroy(&s);
+    s = open_store();
+    size_t n;
+    store_lease_t *sk = store_skips(s, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(sk[0].query_id, q1);
+    assert_string_equal(sk[0].labeler, "bob");
+    assert_int_equal(sk[1].query_id, q2);
+    assert_string_equal(sk[1].labeler, "carol");
+    free(sk);
+    store_lease_t *ls = store_leases(s, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(ls[0].labeler, "bob");
+    free(ls);
+    assert_int_equal(store_label_count(s), 1);
+    store_destroy(&s);
+}
+
 static void test_other_run_refused(void **state) {
     (void)state;
     store_t *s = open_store();
@@ -224,6 +283,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durability_and_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_run_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,7 +105,8 @@ $(BUILD)/bin/rlhf-worker: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard worker/*.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(MPI_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+# tests/harness.c: the scaffolding every test program shares (not a test itself).
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/harness.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(TEST_LIBS) $(LDLIBS)
 

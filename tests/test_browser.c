@@ -41,6 +41,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "harness.h"
 #include "json.h"
 #include "util.h"
 
@@ -60,114 +61,10 @@
  * or two, in a slow sanitized build too. */
 #define UNDO_S (SANITIZED ? 10 : 4)
 
-static char tmp_dir[512], build_dir[256];
-
-/* ---- descendants (as in test_run.c) --------------------------------------- */
-
-#define MAX_SEEN 1024
-static pid_t seen[MAX_SEEN];
-static int n_seen;
-
-static int descendants(pid_t *out, int max) {
-    static pid_t pids[65536], ppids[65536];
-    int n = 0, k = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d)) && n < 65536) {
-        char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        const char *close = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (!close || sscanf(close + 2, "%c %d", &st, &ppid) != 2 || st == 'Z') continue;
-        pids[n] = atoi(e->d_name);
-        ppids[n++] = ppid;
-    }
-    if (d) closedir(d);
-    pid_t me = getpid();
-    for (int i = 0; i < n && k < max; i++) {
-        pid_t up = ppids[i];
-        for (int depth = 0; depth < 64 && up > 1 && up != me; depth++) {
-            int j = 0;
-            while (j < n && pids[j] != up) j++;
-            up = j < n ? ppids[j] : 0;
-        }
-        if (up == me) out[k++] = pids[i];
-    }
-    return k;
-}
-
-static void note_descendants(void) {
-    pid_t now[MAX_SEEN];
-    int n = descendants(now, MAX_SEEN);
-    for (int i = 0; i < n; i++) {
-        int known = 0;
-        for (int j = 0; j < n_seen && !known; j++) known = seen[j] == now[i];
-        if (!known && n_seen < MAX_SEEN) seen[n_seen++] = now[i];
-    }
-}
-
-static void kill_descendants(void) {
-    pid_t now[MAX_SEEN];
-    int n = descendants(now, MAX_SEEN);
-    for (int i = 0; i < n; i++) kill(now[i], SIGKILL);
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "test_browser: timed out; killing every descendant\n";
-    kill_descendants();
-    if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
-    _exit(1);
-}
-
-static void assert_none_left(void) {
-    double end = now_s() + 5.0;   // orphans handed to us (chromium's helpers): reap them first
-    pid_t now[MAX_SEEN];
-    int n;
-    while ((n = descendants(now, MAX_SEEN)) > 0 && now_s() < end) {
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}
-        usleep(20000);
-    }
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
-    if (n > 0) fail_msg("%d processes left behind (the first: pid %d)", n, (int)now[0]);
-    for (int i = 0; i < n_seen; i++)
-        if (kill(seen[i], 0) == 0) fail_msg("pid %d (seen during the run) is still alive", (int)seen[i]);
-    assert_true(n_seen >= 4);   // we did watch the processes
-}
-
 /* ---- files ------------------------------------------------------------------ */
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0) {
-            char *b = realloc(buf, cap * 2);
-            if (!b) break;
-            buf = b;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
-}
-
 static void print_file(const char *title, const char *path) {
-    char *s = slurp(path, NULL);
+    char *s = slurp_n(path, NULL);
     fprintf(stderr, "---- %s (%s) ----\n%s\n", title, path, s ? s : "(cannot read it)");
     free(s);
 }
@@ -192,7 +89,7 @@ static pid_t spawn_logged(const char *const *argv, const char *log, const char *
 }
 
 /* Exit status of pid within seconds (sampling descendants), or -1 on timeout. */
-static int wait_exit(pid_t pid, double seconds) {
+static int wait_pid(pid_t pid, double seconds) {
     double end = now_s() + seconds;
     int st;
     for (;;) {
@@ -240,7 +137,7 @@ static void write_job(const char *path) {
 /* Finds "labeling page: http://..." and "token: ..." in the run's output. */
 static int read_url_token(const char *log, char *url, size_t urllen, char *token, size_t toklen, char *labeler,
                           size_t lablen) {
-    char *s = slurp(log, NULL);
+    char *s = slurp_n(log, NULL);
     if (!s) return 0;
     int have = 0;
     char *p = strstr(s, "labeling page: http://");
@@ -330,7 +227,7 @@ static void test_label_in_the_browser(void **state) {
     const char *node_argv[] = {"node", LABEL_SCRIPT, url, token, "20", NULL};
     const char *node_env[] = {"RLHF_TIMEOUT_SCALE", scale, "RLHF_BROWSER_ARTIFACTS", artifacts, NULL};
     pid_t node = spawn_logged(node_argv, node_log, node_env);
-    int rc = wait_exit(node, 700.0 * SCALE);
+    int rc = wait_pid(node, 700.0 * SCALE);
     if (rc != 0) {
         print_file("label.mjs", node_log);
         print_file("rlhf run", run_log);
@@ -345,7 +242,7 @@ static void test_label_in_the_browser(void **state) {
     print_file("label.mjs", node_log);
 
     /* The run ends by itself once the learner has its labels and its steps. */
-    rc = wait_exit(run, 180.0 * SCALE);
+    rc = wait_pid(run, 180.0 * SCALE);
     if (rc != 0) {
         kill_descendants();
         print_file("rlhf run", run_log);
@@ -356,11 +253,11 @@ static void test_label_in_the_browser(void **state) {
         if (rc < 0) fail_msg("rlhf run did not end within %d s after the labels were given", 180 * SCALE);
         fail_msg("rlhf run exited with status %d", rc);
     }
-    assert_none_left();
+    assert_none_left(5.0, 4);   // chromium's helpers are orphans handed to us
     check_logs(run_dir);
 
     /* label.mjs's account: the query and label ids of the standing answers. */
-    char *out = slurp(node_log, NULL);
+    char *out = slurp_n(node_log, NULL);
     assert_non_null(out);
     char *line = strstr(out, "{\"labels\":");
     if (!line) fail_msg("label.mjs printed no summary:\n%s", out);
@@ -395,7 +292,7 @@ static void test_label_in_the_browser(void **state) {
     if (max_labels != LABELS) fail_msg("%s: the learner counted %lld labels, expected %d", path, max_labels, LABELS);
     assert_true(lines > 0);
     snprintf(path, sizeof path, "%s/summary.json", run_dir);
-    char *sj = slurp(path, NULL);
+    char *sj = slurp_n(path, NULL);
     if (!sj) fail_msg("no %s: the run did not finish", path);
     json_t *s = json_parse(sj, strlen(sj), err, sizeof err);
     free(sj);
@@ -443,22 +340,10 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
-    (void)state;
-    kill_descendants();
-    alarm(0);
-    return 0;
-}
-
 int main(void) {
-    const char *b = getenv("RLHF_BUILD"), *t = getenv("RLHF_TEST_TMP");
-    snprintf(build_dir, sizeof build_dir, "%s", b && *b ? b : "build");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/test_browser.%d", t && *t ? t : "/tmp", (int)getpid());
-    mkdir_p(tmp_dir);
-    signal(SIGALRM, on_alarm);
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    subreaper_main_init("test_browser", on_alarm_descendants);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_label_in_the_browser, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_in_the_browser, setup, descendants_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

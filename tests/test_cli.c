@@ -17,42 +17,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "harness.h"
 #include "json.h"
 
 extern char **environ;
-
-typedef struct {
-    int status;     /* exit status; 128 + signal when killed */
-    char *out, *err;
-} result_t;
-
-static char tmp_dir[512];
-
-static const char *tmp_path(char *buf, size_t n, const char *name) {
-    snprintf(buf, n, "%s/%s", tmp_dir, name);
-    return buf;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len < 2) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
-static void spit(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot write %s: %s", path, strerror(errno));
-    fputs(text, f);
-    fclose(f);
-}
 
 /* Runs the rlhf binary with args (NULL-terminated, without argv[0]);
  * stdout and stderr go to files, read back once it has exited. */
@@ -82,24 +50,9 @@ static result_t rlhf(const char *const *args) {
         if (errno != EINTR) fail_msg("waitpid: %s", strerror(errno));
     result_t r;
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
+    r.out = must_slurp(out_path);
+    r.err = must_slurp(err_path);
     return r;
-}
-
-static void result_free(result_t *r) {
-    free(r->out);
-    free(r->err);
-}
-
-/* Asserts the exit status, showing what the command printed when wrong. */
-static void expect_status(const result_t *r, int status, const char *what) {
-    if (r->status != status)
-        fail_msg("%s: exit %d, expected %d\n--- stdout\n%s--- stderr\n%s", what, r->status, status, r->out, r->err);
-}
-
-static void expect_in(const char *text, const char *needle, const char *what) {
-    if (!strstr(text, needle)) fail_msg("%s: expected '%s' in:\n%s", what, needle, text);
 }
 
 /* ---- env */
@@ -119,7 +72,7 @@ static void test_replay_ok(void **state) {
  * must notice, say where, and fail. */
 static void test_replay_corrupted(void **state) {
     (void)state;
-    char *text = slurp(cartpole_ref);
+    char *text = must_slurp(cartpole_ref);
     char *obs = strstr(text, "\"obs\":[");
     assert_non_null(obs);
     char *num = obs + strlen("\"obs\":["), *end;
@@ -232,7 +185,7 @@ static void test_train_short(void **state) {
     expect_status(&r, 0, "a short training run");
     expect_in(r.out, "summary.json", "the closing line points at the summary");
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    char *text = slurp(path);
+    char *text = must_slurp(path);
     char err[256];
     json_t *s = json_parse(text, strlen(text), err, sizeof err);
     if (!s) fail_msg("summary.json: %s", err);

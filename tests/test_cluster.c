@@ -34,6 +34,7 @@
 #include <cmocka.h>
 
 #include "codec.h"
+#include "harness.h"
 #include "job.h"
 #include "learner.h"
 #include "learnerlink.h"
@@ -42,224 +43,7 @@
 #include "util.h"
 #include "wire.h"
 
-/* ---- children --------------------------------------------------------------- */
-
-static pid_t group;             /* the process group every child joins (its leader's pid) */
-static char tmp_dir[512];
-static char log_prefix[64];     /* the case's name: its children's logs are <prefix>-<name>.log */
-static char build_dir[256];
-
-#define MAX_CHILDREN 32
-typedef struct {
-    pid_t pid;
-    char name[64];
-    char log[640];
-    int reaped, status;
-} child_t;
-static child_t children[MAX_CHILDREN];
-static int n_children;
-
-static void kill_group(void) {
-    if (group > 0) kill(-group, SIGKILL);
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "test_cluster: timed out; killing the children\n";
-    kill_group();
-    if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
-    _exit(1);
-}
-
-/* A leader that only waits: the group outlives any child we kill. */
-static void start_group(void) {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setpgid(0, 0);
-        for (;;) pause();
-    }
-    setpgid(pid, pid);
-    group = pid;
-    n_children = 0;
-}
-
-static void stop_group(void) {
-    kill_group();
-    if (group > 0) waitpid(group, NULL, 0);
-    for (int i = 0; i < n_children; i++)
-        if (!children[i].reaped) waitpid(children[i].pid, NULL, 0);
-    group = 0;
-    n_children = 0;
-}
-
-/* Starts argv[0] (a path under build_dir) with output to TMP/<name>.log. */
-static child_t *spawn(const char *name, char *const argv[]) {
-    assert_true(n_children < MAX_CHILDREN);
-    child_t *c = &children[n_children++];
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    snprintf(c->log, sizeof c->log, "%s/%s-%s.log", tmp_dir, log_prefix, name);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setpgid(0, group);
-        int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    setpgid(pid, group);
-    c->pid = pid;
-    return c;
-}
-
-/* Waits up to seconds for c to exit; returns 1 with c->status set. */
-static int wait_exit(child_t *c, double seconds) {
-    double end = now_s() + seconds;
-    while (!c->reaped) {
-        pid_t r = waitpid(c->pid, &c->status, WNOHANG);
-        if (r == c->pid) {
-            c->reaped = 1;
-            break;
-        }
-        if (now_s() > end) return 0;
-        usleep(10000);
-    }
-    return 1;
-}
-
-static int exited_with(const child_t *c, int code) {
-    return c->reaped && WIFEXITED(c->status) && WEXITSTATUS(c->status) == code;
-}
-
-/* The whole log of a child (malloc'd, NUL-terminated). */
-static char *read_log(const child_t *c) {
-    FILE *f = fopen(c->log, "r");
-    if (!f) return calloc(1, 1);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc(1, (size_t)n + 1);
-    if (n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = '\0';
-    fclose(f);
-    return s;
-}
-
-static int log_count(const child_t *c, const char *needle) {
-    char *s = read_log(c);
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, needle)); p++) n++;
-    free(s);
-    return n;
-}
-
-static int log_has(const child_t *c, const char *needle) { return log_count(c, needle) > 0; }
-
-/* 1 when one line of c's log holds both a and b. */
-static int log_line_has(const child_t *c, const char *a, const char *b) {
-    char *s = read_log(c);
-    int found = 0;
-    for (char *line = strtok(s, "\n"); line && !found; line = strtok(NULL, "\n"))
-        found = strstr(line, a) && strstr(line, b);
-    free(s);
-    return found;
-}
-
-static void dump_logs(void) {
-    for (int i = 0; i < n_children; i++) {
-        char *s = read_log(&children[i]);
-        size_t n = strlen(s);
-        fprintf(stderr, "---- %s (%s) last lines:\n%s\n", children[i].name, children[i].log,
-                n > 3000 ? s + n - 3000 : s);
-        free(s);
-    }
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* ---- the cluster ------------------------------------------------------------- */
-
-typedef struct {
-    char job[640], out[640], endpoint[64], bin_coord[400], bin_rollout[400], bin_rlhf[400];
-    char max_message[32];
-    const char *curve_secret, *allow;   /* coordinator CURVE options, or NULL */
-} cluster_t;
-
-/* A small CartPole job: 128 env steps a batch, a few labelling rounds. */
-static void write_job(cluster_t *cl, const char *name, long long total_steps, int labels, const char *extra) {
-    snprintf(cl->job, sizeof cl->job, "%s/%s.ini", tmp_dir, name);
-    FILE *f = fopen(cl->job, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[env]\nid = CartPole-v1\nn_envs = 4\n"
-            "[policy]\nhidden = 32,32\n"
-            "[ppo]\nn_steps = 32\nepochs = 3\nminibatch = 64\nlr = 1e-3\n"
-            "[reward]\nmembers = 3\nhidden = 32,32\nepochs = 8\nbatch = 16\n"
-            "[feedback]\nlabels = %d\ninitial_frac = 0.25\nlabel_until = 0.5\nsegment_len = 15\nrounds = 3\n"
-            "query = pair+rating+ranking\nrank_k = 3\n"
-            "[run]\ntotal_steps = %lld\nseed = 3\n%s",
-            labels, total_steps, extra ? extra : "");
-    fclose(f);
-}
-
-static void cluster_init(cluster_t *cl, const char *name) {
-    memset(cl, 0, sizeof *cl);
-    snprintf(log_prefix, sizeof log_prefix, "%s", name);
-    snprintf(cl->out, sizeof cl->out, "%s/%s-out", tmp_dir, name);
-    snprintf(cl->endpoint, sizeof cl->endpoint, "tcp://127.0.0.1:%d", free_port());
-    snprintf(cl->bin_coord, sizeof cl->bin_coord, "%s/bin/rlhf-coordinator", build_dir);
-    snprintf(cl->bin_rollout, sizeof cl->bin_rollout, "%s/bin/rlhf-rollout", build_dir);
-    snprintf(cl->bin_rlhf, sizeof cl->bin_rlhf, "%s/bin/rlhf", build_dir);
-    start_group();
-}
-
-static child_t *start_coordinator(cluster_t *cl, const char *name) {
-    char *argv[16];
-    int n = 0;
-    argv[n++] = cl->bin_coord;
-    argv[n++] = cl->job;
-    argv[n++] = "--bind";
-    argv[n++] = cl->endpoint;
-    argv[n++] = "--out";
-    argv[n++] = cl->out;
-    if (cl->max_message[0]) argv[n++] = "--max-message", argv[n++] = cl->max_message;
-    if (cl->curve_secret) {
-        argv[n++] = "--curve-secret";
-        argv[n++] = (char *)cl->curve_secret;
-        argv[n++] = "--allow";
-        argv[n++] = (char *)cl->allow;
-    }
-    argv[n] = NULL;
-    return spawn(name, argv);
-}
-
-/* key/server: CURVE files, or NULL. */
-static child_t *start_rollout(cluster_t *cl, const char *id, const char *key, const char *server) {
-    char *argv[12];
-    int n = 0;
-    argv[n++] = cl->bin_rollout;
-    argv[n++] = "--coordinator";
-    argv[n++] = cl->endpoint;
-    argv[n++] = "--id";
-    argv[n++] = (char *)id;
-    if (key) argv[n++] = "--curve-secret", argv[n++] = (char *)key, argv[n++] = "--curve-server", argv[n++] = (char *)server;
-    argv[n] = NULL;
-    return spawn(id, argv);
-}
+/* ---- the cluster (harness.h), and teacher labelers ---------------------------- */
 
 static child_t *start_labeler(cluster_t *cl, const char *id, const char *key, const char *server) {
     char *argv[14];
@@ -278,89 +62,6 @@ static child_t *start_labeler(cluster_t *cl, const char *id, const char *key, co
 }
 
 /* ---- the learner, in this process -------------------------------------------- */
-
-typedef struct {
-    learnerlink_t *ll;
-    job_t job;
-    learner_t *l;
-    traj_t *b;
-    int gate;                   /* no PPO before the first reward fit (train.c's order) */
-    long long steps;
-    int updates, labels, answers, fits;
-    uint64_t rv;
-    uint64_t max_batch_version; /* the newest policy version a batch was acted with */
-    char last_worker[WIRE_MAX_NAME + 1];
-    const char *watch;          /* a worker id whose first batch is noted */
-    int watch_batches;
-    uint64_t watch_first_version;
-} tlearner_t;
-
-static void tl_start(tlearner_t *t, const cluster_t *cl, const transport_keypair_t *keys, const char *server_pub) {
-    memset(t, 0, sizeof *t);
-    t->gate = 1;
-    learnerlink_options_t o = {.endpoint = cl->endpoint, .keys = keys, .server_public_z85 = server_pub, .n_ranks = 1};
-    char err[512];
-    t->ll = learnerlink_new(&o, err, sizeof err);
-    if (!t->ll) fail_msg("learnerlink_new: %s", err);
-    double end = now_s() + 15;
-    while (!learnerlink_job(t->ll) && now_s() < end)
-        if (learnerlink_poll(t->ll, 50) < 0) fail_msg("learnerlink: %s", learnerlink_error(t->ll));
-    if (!learnerlink_job(t->ll)) {
-        dump_logs();
-        fail_msg("no Welcome from the coordinator within 15 s");
-    }
-    t->job = *learnerlink_job(t->ll);
-    t->l = learner_new(&t->job, err, sizeof err);
-    assert_non_null(t->l);
-    t->b = traj_new(t->job.ppo.n_steps, t->job.env.n_envs, t->l->obs_dim, t->l->act_dim);
-}
-
-static void tl_free(tlearner_t *t) {
-    learnerlink_destroy(&t->ll);
-    learner_destroy(&t->l);
-    traj_destroy(&t->b);
-}
-
-/* One turn of the learner loop: labels (refit at a round's end), then one
- * batch (PPO, new policy weights). */
-static void tl_step(tlearner_t *t, long timeout_ms) {
-    int ev = learnerlink_poll(t->ll, timeout_ms);
-    if (ev < 0) fail_msg("learnerlink: %s", learnerlink_error(t->ll));
-    learnerlink_label_t lb;
-    int refit = 0;
-    while (learnerlink_next_label(t->ll, &lb) == 1) {
-        t->answers++;
-        if (lb.has_label) {
-            learner_add_label(t->l, &lb.label, lb.segs);
-            t->labels++;
-        }
-        refit |= lb.round_done;
-    }
-    if (refit && t->l->n_labels > 0) {
-        learner_fit_reward(t->l);
-        t->fits++;
-        learnerlink_send_reward(t->ll, t->l->rm, ++t->rv);
-    }
-    if (t->gate && t->fits == 0) return;
-    if (t->steps >= t->job.run.total_steps) return;
-    if (learnerlink_next_batch(t->ll, t->b) == 1) {
-        ppo_stats_t st;
-        double frac = 1.0 - (double)t->steps / (double)t->job.run.total_steps;
-        learner_update(t->l, t->b, t->job.ppo.lr * frac, &st);
-        t->steps += (long long)t->b->T * t->b->N;
-        t->updates++;
-        if (t->b->policy_version > t->max_batch_version) t->max_batch_version = t->b->policy_version;
-        snprintf(t->last_worker, sizeof t->last_worker, "%s", learnerlink_batch_worker(t->ll));
-        if (t->watch && strcmp(t->watch, t->last_worker) == 0 && t->watch_batches++ == 0)
-            t->watch_first_version = t->b->policy_version;
-        learnerlink_send_policy(t->ll, t->l->policy, t->l->policy_version);
-        if (t->updates % 10 == 0) {
-            const char *names[] = {"entropy", "labels"};
-            double values[] = {st.entropy, t->labels};
-            learnerlink_send_status(t->ll, "rl", t->l->policy_version, t->rv, names, values, 2);
-        }
-    }
-}
 
 /* Runs the learner until done(t, arg) or the time is up; returns done's value. */
 static int tl_run_until(tlearner_t *t, int (*done)(tlearner_t *, void *), void *arg, double seconds) {
@@ -403,25 +104,6 @@ static void wait_peers(tlearner_t *t, uint64_t rollouts, uint64_t labelers) {
     fail_msg("the peers did not all register within 20 s");
 }
 
-/* Ends the run: Shutdown, acknowledged (unless sent already); then every
- * child exits 0. */
-static void finish_run(tlearner_t *t, int send_shutdown) {
-    if (send_shutdown) assert_int_equal(learnerlink_shutdown(t->ll, "run finished", 5000), 0);
-    tl_free(t);
-    for (int i = 0; i < n_children; i++) {
-        child_t *c = &children[i];
-        if (c->reaped) continue;
-        if (!wait_exit(c, 10)) {
-            dump_logs();
-            fail_msg("%s did not exit within 10 s of the shutdown", c->name);
-        }
-        if (!exited_with(c, 0)) {
-            dump_logs();
-            fail_msg("%s exited with status 0x%x, expected 0", c->name, c->status);
-        }
-    }
-}
-
 /* ---- cases -------------------------------------------------------------------- */
 
 /* Coordinator, 2 rollout workers, 2 teacher labelers and the learner run a
@@ -430,7 +112,7 @@ static void test_full_run(void **state) {
     (void)state;
     cluster_t cl;
     cluster_init(&cl, "full");
-    write_job(&cl, "full", 48000, 30, NULL);
+    cluster_job(&cl, "full", 48000, 30, NULL);
     child_t *co = start_coordinator(&cl, "full-coordinator");
     child_t *r1 = start_rollout(&cl, "r1", NULL, NULL), *r2 = start_rollout(&cl, "r2", NULL, NULL);
     start_labeler(&cl, "lab1", NULL, NULL);
@@ -491,7 +173,7 @@ static void test_rollout_killed(void **state) {
     (void)state;
     cluster_t cl;
     cluster_init(&cl, "kill");
-    write_job(&cl, "kill", 1000000000, 24, NULL);
+    cluster_job(&cl, "kill", 1000000000, 24, NULL);
     child_t *co = start_coordinator(&cl, "kill-coordinator");
     child_t *r1 = start_rollout(&cl, "r1", NULL, NULL);
     start_rollout(&cl, "r2", NULL, NULL);
@@ -542,7 +224,7 @@ static void test_coordinator_restart(void **state) {
     (void)state;
     cluster_t cl;
     cluster_init(&cl, "restart");
-    write_job(&cl, "restart", 200000, 24, NULL);
+    cluster_job(&cl, "restart", 200000, 24, NULL);
     child_t *co1 = start_coordinator(&cl, "restart-coordinator-1");
     child_t *r1 = start_rollout(&cl, "r1", NULL, NULL), *r2 = start_rollout(&cl, "r2", NULL, NULL);
     child_t *lab1 = start_labeler(&cl, "lab1", NULL, NULL);
@@ -626,7 +308,7 @@ static void test_duplicate_label(void **state) {
     (void)state;
     cluster_t cl;
     cluster_init(&cl, "dup");
-    write_job(&cl, "dup", 1000000000, 24, NULL);
+    cluster_job(&cl, "dup", 1000000000, 24, NULL);
     start_coordinator(&cl, "dup-coordinator");
     start_rollout(&cl, "r1", NULL, NULL);
     tlearner_t t;
@@ -691,7 +373,7 @@ static void test_garbage(void **state) {
     cluster_t cl;
     cluster_init(&cl, "garbage");
     snprintf(cl.max_message, sizeof cl.max_message, "%d", 1 << 20);
-    write_job(&cl, "garbage", 12000, 12, NULL);
+    cluster_job(&cl, "garbage", 12000, 12, NULL);
     child_t *co = start_coordinator(&cl, "garbage-coordinator");
     start_rollout(&cl, "r1", NULL, NULL);
     start_labeler(&cl, "lab1", NULL, NULL);
@@ -786,7 +468,7 @@ static void test_curve(void **state) {
     (void)state;
     cluster_t cl;
     cluster_init(&cl, "curve");
-    write_job(&cl, "curve", 8000, 12, NULL);
+    cluster_job(&cl, "curve", 8000, 12, NULL);
     char keys[600], allow[700], path[800], server_pub[800];
     snprintf(keys, sizeof keys, "%s/curve-keys", tmp_dir);
     snprintf(allow, sizeof allow, "%s/allow.txt", keys);
@@ -1007,41 +689,16 @@ static void test_labeler_resend(void **state) {
     stop_group();
 }
 
-static double case_start;
-
-static int setup(void **state) {
-    (void)state;
-    case_start = now_s();
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    stop_group();
-    print_message("(%.1f s)\n", now_s() - case_start);
-    return 0;
-}
-
 int main(void) {
-    const char *tmp = getenv("RLHF_TEST_TMP"), *build = getenv("RLHF_BUILD");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/cluster-%d", tmp ? tmp : "/tmp", (int)getpid());
-    snprintf(build_dir, sizeof build_dir, "%s", build ? build : "build");
-    if (mkdir_p(tmp_dir) != 0) {
-        fprintf(stderr, "cannot make %s\n", tmp_dir);
-        return 1;
-    }
-    signal(SIGALRM, on_alarm);
-    signal(SIGPIPE, SIG_IGN);
-    alarm(170);
-    atexit(kill_group);
+    if (group_main_init("test_cluster", "cluster", 170) != 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_full_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rollout_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_coordinator_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_label, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_curve, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_labeler_resend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_run, group_case_setup, group_case_teardown),
+        cmocka_unit_test_setup_teardown(test_rollout_killed, group_case_setup, group_case_teardown),
+        cmocka_unit_test_setup_teardown(test_coordinator_restart, group_case_setup, group_case_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_label, group_case_setup, group_case_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage, group_case_setup, group_case_teardown),
+        cmocka_unit_test_setup_teardown(test_curve, group_case_setup, group_case_teardown),
+        cmocka_unit_test_setup_teardown(test_labeler_resend, group_case_setup, group_case_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

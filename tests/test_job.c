@@ -368,6 +368,7 @@ static const char *const every_key[] = {
     "ppo.max_grad_norm=10",
     "ppo.norm_obs=false",
     "ppo.norm_reward=true",
+    "ppo.norm_learned_reward=true",
     "ppo.target_kl=0.015",
     "reward.members=5",
     "reward.hidden=256",

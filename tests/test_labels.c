@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "httpc.h"
+#include "harness.h"
 #include "json.h"
 #include "labelers.h"
 #include "store.h"
@@ -47,35 +48,7 @@
 #define SANITIZED 0
 #endif
 
-static char tmp_dir[512], build_dir[256];
-
 /* ---- helpers --------------------------------------------------------------- */
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, len = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len < 2) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
-static void spit(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot write %s: %s", path, strerror(errno));
-    fputs(text, f);
-    fclose(f);
-}
-
-typedef struct {
-    int status;
-    char *out, *err;
-} result_t;
 
 /* Runs $RLHF_BUILD/bin/rlhf with args (NULL-terminated); waits. */
 static result_t rlhf(const char *const *args) {
@@ -99,24 +72,10 @@ static result_t rlhf(const char *const *args) {
     int st;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) fail_msg("waitpid: %s", strerror(errno));
-    result_t r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), slurp(out_path), slurp(err_path)};
+    result_t r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), .out = slurp(out_path), .err = slurp(err_path)};
     if (!r.out) r.out = strdup("");
     if (!r.err) r.err = strdup("");
     return r;
-}
-
-static void result_free(result_t *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static void expect_status(const result_t *r, int status, const char *what) {
-    if (r->status != status)
-        fail_msg("%s: exit %d, expected %d\n--- stdout\n%s--- stderr\n%s", what, r->status, status, r->out, r->err);
-}
-
-static void expect_in(const char *text, const char *needle, const char *what) {
-    if (!strstr(text, needle)) fail_msg("%s: expected '%s' in:\n%s", what, needle, text);
 }
 
 static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmp_dir, name); }
@@ -746,25 +705,8 @@ static double metrics_labels(const char *path) {
 
 /* Processes left under us once the run is over: none may be. */
 static int children_left(void) {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        const char *close = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (close && sscanf(close + 2, "%c %d", &st, &ppid) == 2 && st != 'Z' && ppid == getpid()) n++;
-    }
-    if (d) closedir(d);
-    return n;
+    pid_t kids[1024];
+    return proc_children(getpid(), kids, 1024);
 }
 
 /* The run's logs: the coordinator, learner and rollout worker, no scripted
@@ -1053,12 +995,7 @@ static int teardown(void **state) {
 }
 
 int main(void) {
-    const char *b = getenv("RLHF_BUILD"), *t = getenv("RLHF_TEST_TMP");
-    snprintf(build_dir, sizeof build_dir, "%s", b && *b ? b : "build");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/test_labels.%d", t && *t ? t : "/tmp", (int)getpid());
-    mkdir_p(tmp_dir);
-    signal(SIGALRM, on_alarm);
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    subreaper_main_init("test_labels", on_alarm);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labelers_cli, setup, teardown),

@@ -88,18 +88,25 @@ static double sumsq(const float *a, int n) {
 
 /* ---- ppo.norm_reward ------------------------------------------------------------------ */
 
-/* A true-reward learner on Hopper (N = 2, T = 8) given one batch whose
- * rewards are r(t, e); returns the rewards PPO was given (buf->reward). */
-static void norm_reward_run(int norm, double gamma, double (*r)(int t, int e), int done_t, float *out) {
+/* A learner on Hopper (N = 2, T = 8) with feedback mode given one batch
+ * whose true rewards are r(t, e); returns the rewards PPO was given
+ * (buf->reward). norm sets ppo.norm_reward with the true reward,
+ * ppo.norm_learned_reward with the teacher's (untrained) learned one. */
+static void norm_reward_run_mode(int norm, double gamma, double (*r)(int t, int e), int done_t, const char *mode,
+                                 float *out) {
     enum { T = 8, N = 2 };
     job_t job;
     char err[512], set[64];
     job_defaults(&job);
-    const char *sets[] = {"env.id=Hopper-v4", "env.n_envs=2",  "ppo.n_steps=8", "ppo.minibatch=8",
-                          "ppo.epochs=1",     "feedback.mode=true-reward"};
+    const char *sets[] = {"env.id=Hopper-v4", "env.n_envs=2", "ppo.n_steps=8", "ppo.minibatch=8", "ppo.epochs=1"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         if (job_set(&job, sets[i], err, sizeof err) != 0) fail_msg("%s: %s", sets[i], err);
-    snprintf(set, sizeof set, "ppo.norm_reward=%d", norm);
+    snprintf(set, sizeof set, "feedback.mode=%s", mode);
+    assert_int_equal(job_set(&job, set, err, sizeof err), 0);
+    /* the other mode's switch is on, and must not matter */
+    snprintf(set, sizeof set, "ppo.norm_reward=%d", strcmp(mode, "true-reward") == 0 ? norm : 1);
+    assert_int_equal(job_set(&job, set, err, sizeof err), 0);
+    snprintf(set, sizeof set, "ppo.norm_learned_reward=%d", strcmp(mode, "true-reward") == 0 ? 1 : norm);
     assert_int_equal(job_set(&job, set, err, sizeof err), 0);
     snprintf(set, sizeof set, "ppo.gamma=%.17g", gamma);
     assert_int_equal(job_set(&job, set, err, sizeof err), 0);
@@ -109,6 +116,9 @@ static void norm_reward_run(int norm, double gamma, double (*r)(int t, int e), i
     for (int t = 0; t < T; t++)
         for (int e = 0; e < N; e++) {
             b->true_r[t * N + e] = (float)r(t, e);
+            /* observations and actions that vary, so the learned reward does */
+            for (int i = 0; i < 11; i++) b->obs[(t * N + e) * 11 + i] = (float)(0.3 * (i + 1) * r(t, e) + 0.1 * t);
+            for (int i = 0; i < 3; i++) b->act[(t * N + e) * 3 + i] = (float)(0.2 * (i - 1) * r(t, e));
             /* environment 1's episode ends (terminated) at done_t */
             b->done[t * N + e] = b->terminated[t * N + e] = e == 1 && t == done_t;
         }
@@ -117,6 +127,31 @@ static void norm_reward_run(int norm, double gamma, double (*r)(int t, int e), i
     memcpy(out, l->buf->reward, sizeof(float) * T * N);
     traj_destroy(&b);
     learner_destroy(&l);
+}
+
+static void norm_reward_run(int norm, double gamma, double (*r)(int t, int e), int done_t, float *out) {
+    norm_reward_run_mode(norm, gamma, r, done_t, "true-reward", out);
+}
+
+/* The expected scaling of rewards in (T = 8, N = 2): each step's rewards over
+ * the std of every discounted return so far (two passes), environment 1's
+ * return restarting after done_t. */
+static void expect_scaled(const float *in, const float *got, double gamma, int done_t) {
+    enum { T = 8, N = 2 };
+    double ret[N] = {0, 0}, seen[T * N];
+    int n = 0;
+    for (int t = 0; t < T; t++) {
+        for (int e = 0; e < N; e++) seen[n++] = ret[e] = gamma * ret[e] + in[t * N + e];
+        double mean = 0, var = 0;
+        for (int i = 0; i < n; i++) mean += seen[i] / n;
+        for (int i = 0; i < n; i++) var += (seen[i] - mean) * (seen[i] - mean) / n;
+        for (int e = 0; e < N; e++) {
+            double want = in[t * N + e] / sqrt(var);
+            /* 1e-3: SB3's prior of 1e-4 samples of variance 1, and float rounding */
+            assert_near(got[t * N + e], want, 1e-3 * fabs(want) + 1e-6);
+        }
+        if (t == done_t) ret[1] = 0;
+    }
 }
 
 static double r_steps(int t, int e) { return e == 0 ? 1.0 + 0.25 * t : -2.0 + 0.5 * t; }
@@ -130,21 +165,20 @@ static void test_norm_reward(void **unused) {
     norm_reward_run(0, 0.9, r_steps, 3, out);
     for (int k = 0; k < T * N; k++) assert_true(out[k] == (float)r_steps(k / N, k % N));
     /* on: reward / std(returns so far); environment 1's return restarts after t = 3 */
+    float raw[T * N];
+    for (int k = 0; k < T * N; k++) raw[k] = (float)r_steps(k / N, k % N);
     norm_reward_run(1, 0.9, r_steps, 3, out);
-    double ret[N] = {0, 0}, seen[T * N];
-    int n = 0;
-    for (int t = 0; t < T; t++) {
-        for (int e = 0; e < N; e++) seen[n++] = ret[e] = 0.9 * ret[e] + (float)r_steps(t, e);
-        double mean = 0, var = 0;
-        for (int i = 0; i < n; i++) mean += seen[i] / n;
-        for (int i = 0; i < n; i++) var += (seen[i] - mean) * (seen[i] - mean) / n;
-        for (int e = 0; e < N; e++) {
-            double want = (float)r_steps(t, e) / sqrt(var);
-            /* 1e-3: SB3's prior of 1e-4 samples of variance 1, and float rounding */
-            assert_near(out[t * N + e], want, 1e-3 * fabs(want) + 1e-6);
-        }
-        if (t == 3) ret[1] = 0;
-    }
+    expect_scaled(raw, out, 0.9, 3);
+    /* the learned reward: off, the learner's own normalisation alone (the
+     * untrained model's rewards, not the true ones); on, those scaled the
+     * same way */
+    float learned[T * N];
+    norm_reward_run_mode(0, 0.9, r_steps, 3, "teacher", learned);
+    int differ = 0;
+    for (int k = 0; k < T * N; k++) differ |= learned[k] != raw[k];
+    assert_true(differ);
+    norm_reward_run_mode(1, 0.9, r_steps, 3, "teacher", out);
+    expect_scaled(learned, out, 0.9, 3);
     /* clipped to +-10: equal first rewards have (almost) no spread */
     norm_reward_run(1, 0.99, r_big, -1, out);
     assert_true(out[0] == 10.0f && out[1] == 10.0f);

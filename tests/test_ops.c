@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "harness.h"
 #include "json.h"
 #include "report.h"
 #include "svg.h"
@@ -52,40 +53,12 @@
 #define SANITIZED 0
 #endif
 
-static char tmp_dir[512], build_dir[256];
-
 /* ---- small helpers ------------------------------------------------------- */
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
 
 static int count_of(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
     return n;
-}
-
-typedef struct {
-    int status;     /* exit status; 128 + signal */
-    char *out, *err;
-    double seconds;
-} result_t;
-
-static void result_free(result_t *r) {
-    free(r->out);
-    free(r->err);
-    r->out = r->err = NULL;
 }
 
 /* Runs $RLHF_BUILD/bin/rlhf with args (NULL-terminated), waiting at most
@@ -126,10 +99,6 @@ static result_t run_rlhf(const char *tag, const char *const *args, double limit_
     if (!r.out) r.out = calloc(1, 1);
     if (!r.err) r.err = calloc(1, 1);
     return r;
-}
-
-static void expect_in(const char *text, const char *what, const char *why) {
-    if (!strstr(text, what)) fail_msg("expected '%s' (%s) in:\n%s", what, why, text);
 }
 
 /* ---- a tiny XML well-formedness checker ---------------------------------- */
@@ -792,34 +761,16 @@ static void test_status_http(void **state) {
 
 /* SIGKILLs our children (found in /proc); returns how many. */
 static int kill_children(void) {
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-    while (d && (e = readdir(d))) {
-        char path[300], buf[512];
-        if (!isdigit((unsigned char)e->d_name[0])) continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        const char *close_paren = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (close_paren && sscanf(close_paren + 2, "%c %d", &st, &ppid) == 2 && ppid == getpid() && st != 'Z') {
-            kill(atoi(e->d_name), SIGKILL);
-            n++;
-        }
-    }
-    if (d) closedir(d);
+    pid_t kids[1024];
+    int n = proc_children(getpid(), kids, 1024);
+    for (int i = 0; i < n; i++) kill(kids[i], SIGKILL);
     while (waitpid(-1, NULL, WNOHANG) > 0) {}
     return n;
 }
 
 /* Nothing may be left: whatever the launcher left behind became our child
  * (we are a subreaper), so wait until we have no children at all. */
-static void assert_none_left(double seconds) {
+static void assert_no_children(double seconds) {
     double end = now_s() + seconds;
     for (;;) {
         pid_t got = waitpid(-1, NULL, WNOHANG);
@@ -979,7 +930,7 @@ static void test_status_real_run(void **state) {
         usleep(50000);
     }
     if (!WIFEXITED(wst) && !WIFSIGNALED(wst)) fail_msg("rlhf run: odd wait status");
-    assert_none_left(10);
+    assert_no_children(10);
 
     /* A sanitizer report in any child's log fails the run too. */
     static const char *const logs[] = {"coordinator", "learner", "rollout-1", "labeler-1"};

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "harness.h"
 #include "json.h"
 #include "util.h"
 
@@ -42,90 +43,7 @@
 #define SANITIZED 0
 #endif
 
-static char tmp_dir[512], build_dir[256], job_path[700];
-
-/* ---- descendants --------------------------------------------------------- */
-
-#define MAX_SEEN 512
-static pid_t seen[MAX_SEEN];
-static int n_seen;
-
-/* Live (non-zombie) descendants of this process into out; returns how many. */
-static int descendants(pid_t *out, int max) {
-    static pid_t pids[65536], ppids[65536];
-    int n = 0, k = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d)) && n < 65536) {
-        char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        const char *close = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (!close || sscanf(close + 2, "%c %d", &st, &ppid) != 2 || st == 'Z') continue;
-        pids[n] = atoi(e->d_name);
-        ppids[n++] = ppid;
-    }
-    if (d) closedir(d);
-    pid_t me = getpid();
-    for (int i = 0; i < n && k < max; i++) {
-        pid_t up = ppids[i];
-        for (int depth = 0; depth < 64 && up > 1 && up != me; depth++) {
-            int j = 0;
-            while (j < n && pids[j] != up) j++;
-            up = j < n ? ppids[j] : 0;
-        }
-        if (up == me) out[k++] = pids[i];
-    }
-    return k;
-}
-
-static void note_descendants(void) {
-    pid_t now[MAX_SEEN];
-    int n = descendants(now, MAX_SEEN);
-    for (int i = 0; i < n; i++) {
-        int known = 0;
-        for (int j = 0; j < n_seen && !known; j++) known = seen[j] == now[i];
-        if (!known && n_seen < MAX_SEEN) seen[n_seen++] = now[i];
-    }
-}
-
-static void kill_descendants(void) {
-    pid_t now[MAX_SEEN];
-    int n = descendants(now, MAX_SEEN);
-    for (int i = 0; i < n; i++) kill(now[i], SIGKILL);
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "test_run: timed out; killing every descendant\n";
-    kill_descendants();
-    if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
-    _exit(1);
-}
-
-/* Nothing we saw may be alive, and nothing may be left under us. */
-static void assert_none_left(void) {
-    double end = now_s() + 2.0;   // orphans handed to us: reap them first
-    pid_t now[MAX_SEEN];
-    int n;
-    while ((n = descendants(now, MAX_SEEN)) > 0 && now_s() < end) {
-        while (waitpid(-1, NULL, WNOHANG) > 0) {}
-        usleep(20000);
-    }
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
-    if (n > 0) fail_msg("%d processes left behind (the first: pid %d)", n, (int)now[0]);
-    for (int i = 0; i < n_seen; i++)
-        if (kill(seen[i], 0) == 0) fail_msg("pid %d (seen during the run) is still alive", (int)seen[i]);
-    assert_true(n_seen >= 3);   // we did watch the processes
-}
+static char job_path[700];   /* tmp_dir/small.ini: the small job */
 
 /* ---- rlhf run ------------------------------------------------------------ */
 
@@ -270,7 +188,7 @@ static void check_finished_run(int learners) {
     while (f && fgets(line, sizeof line, f)) found |= strstr(line, "CartPole-v1: true return") != NULL;
     if (f) fclose(f);
     assert_true(found);
-    assert_none_left();
+    assert_none_left(2.0, 3);
     check_child_logs(r.out);
     fprintf(stderr, "rlhf run --learners %d: %lld labels, %lld env steps, %.1f s\n", learners, labels, steps,
             now_s() - t0);
@@ -318,7 +236,7 @@ static void check_full_job(int learners) {
     double took = now_s() - t0;
     if (rc != 0) print_log(r.log);
     assert_int_equal(rc, 0);
-    assert_none_left();
+    assert_none_left(2.0, 3);
     check_child_logs(r.out);
     snprintf(path, sizeof path, "%s/summary.json", r.out);
     json_t *s = read_json(path);
@@ -383,7 +301,7 @@ static void test_run_sigterm(void **state) {
     if (rc != 128 + SIGTERM) print_log(r.log);
     assert_int_equal(rc, 128 + SIGTERM);
     assert_true(took < timeout_s(8));
-    assert_none_left();
+    assert_none_left(2.0, 3);
     /* The ranks stopped on the signal with a checkpoint (worker/main.c). */
     snprintf(path, sizeof path, "%s/checkpoint.bin", r.out);
     struct stat sb;
@@ -440,7 +358,7 @@ static void test_run_resume(void **state) {
     int rc = wait_run(&r, timeout_s(12));
     if (rc != 128 + SIGTERM) print_log(r.log);
     assert_int_equal(rc, 128 + SIGTERM);
-    assert_none_left();
+    assert_none_left(2.0, 3);
     snprintf(path, sizeof path, "%s/checkpoint.bin", r.out);
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
@@ -451,34 +369,12 @@ static void test_run_resume(void **state) {
     rc = wait_run(&r2, timeout_s(40));
     if (rc != 0) print_log(r2.log);
     assert_int_equal(rc, 0);
-    assert_none_left();
+    assert_none_left(2.0, 3);
     assert_int_equal(stat(path, &sb), 0);
     snprintf(path, sizeof path, "%s/logs/coordinator.log", r.out);
     assert_true(file_has(path, "resuming the run at"));
 
-    FILE *f = fopen(metrics, "r");
-    assert_non_null(f);
-    static char line[1 << 16];
-    long long n = 0, prev_steps = -1;
-    while (fgets(line, sizeof line, f)) {
-        char err[256];
-        json_t *m = json_parse(line, strlen(line), err, sizeof err);
-        if (!m) fail_msg("%s line %lld: %s", metrics, n + 1, err);
-        long long it = -1, steps = -1, labels = -1;
-        assert_int_equal(json_int(json_get(m, "iteration"), &it), 0);
-        assert_int_equal(json_int(json_get(m, "env_steps"), &steps), 0);
-        assert_int_equal(json_int(json_get(m, "labels"), &labels), 0);
-        json_destroy(&m);
-        if (it != n) fail_msg("%s line %lld: iteration %lld, expected %lld", metrics, n + 1, it, n);
-        if (prev_steps >= 0 && steps != prev_steps + batch)
-            fail_msg("%s line %lld: env_steps %lld after %lld (batch %lld)", metrics, n + 1, steps, prev_steps, batch);
-        assert_true(labels <= 40);
-        prev_steps = steps;
-        n++;
-    }
-    fclose(f);
-    assert_int_equal(n, iterations);
-    assert_int_equal(prev_steps, total);
+    check_metrics_lines(metrics, batch, iterations, total, 40);
 
     /* No checkpoint: exit 2, naming the file, before anything starts. */
     snprintf(path, sizeof path, "%s/checkpoint.bin", r.out);
@@ -486,7 +382,7 @@ static void test_run_resume(void **state) {
     run_t r3 = start_run("run-resume", NULL, NULL);
     assert_int_equal(wait_run(&r3, 10), 2);
     assert_true(file_has(r3.log, "checkpoint.bin"));
-    fprintf(stderr, "SIGTERM + rlhf run --resume: %lld iterations, %.1f s\n", n, now_s() - t0);
+    fprintf(stderr, "SIGTERM + rlhf run --resume: %lld iterations, %.1f s\n", iterations, now_s() - t0);
 }
 
 /* security.curve = true: the run finishes over CURVE (the coordinator says
@@ -556,7 +452,7 @@ static void test_run_curve(void **state) {
     int rc = wait_run(&r, timeout_s(40));
     if (rc != 0) print_log(r.log);
     assert_int_equal(rc, 0);
-    assert_none_left();
+    assert_none_left(2.0, 3);
     assert_true(file_has(coord_log, "allow-list of 5 client key(s) in force"));
     assert_true(file_has(coord_log, "(CURVE)"));
     assert_true(file_has(coord_log, "accepted client 'learner'"));
@@ -582,29 +478,17 @@ static int setup_full(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
-    (void)state;
-    kill_descendants();
-    alarm(0);
-    return 0;
-}
-
 int main(void) {
-    const char *b = getenv("RLHF_BUILD"), *t = getenv("RLHF_TEST_TMP");
-    snprintf(build_dir, sizeof build_dir, "%s", b && *b ? b : "build");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/test_run.%d", t && *t ? t : "/tmp", (int)getpid());
-    mkdir_p(tmp_dir);
+    subreaper_main_init("test_run", on_alarm_descendants);
     snprintf(job_path, sizeof job_path, "%s/small.ini", tmp_dir);
-    signal(SIGALRM, on_alarm);
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_run_two_learners, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_one_learner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_sigterm, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_curve, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_job_two_learners, setup_full, teardown),
-        cmocka_unit_test_setup_teardown(test_full_job_one_learner, setup_full, teardown),
+        cmocka_unit_test_setup_teardown(test_run_two_learners, setup, descendants_teardown),
+        cmocka_unit_test_setup_teardown(test_run_one_learner, setup, descendants_teardown),
+        cmocka_unit_test_setup_teardown(test_run_sigterm, setup, descendants_teardown),
+        cmocka_unit_test_setup_teardown(test_run_resume, setup, descendants_teardown),
+        cmocka_unit_test_setup_teardown(test_run_curve, setup, descendants_teardown),
+        cmocka_unit_test_setup_teardown(test_full_job_two_learners, setup_full, descendants_teardown),
+        cmocka_unit_test_setup_teardown(test_full_job_one_learner, setup_full, descendants_teardown),
     };
     /* write_job asserts: outside a test only fopen can fail, so check it. */
     FILE *f = fopen(job_path, "w");

@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "harness.h"
 #include "json.h"
 #include "util.h"
 
@@ -51,7 +52,7 @@
 #define SANITIZED 0
 #endif
 
-static char tmp_dir[1024], bin_dir[1024], src_dir[1024], slurm_dir[128];
+static char slurm_tmp[1024], bin_dir[1024], src_dir[1024], slurm_dir[128];
 static int own_cluster;
 
 static double bound(double plain) { return SANITIZED ? 3 * plain : plain; }
@@ -67,7 +68,7 @@ static int sh(char *out, size_t outlen, double timeout, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    snprintf(path, sizeof path, "%s/sh.out", tmp_dir);
+    snprintf(path, sizeof path, "%s/sh.out", slurm_tmp);
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
@@ -213,8 +214,8 @@ static void on_alarm(int sig) {
  * test otherwise). The job's output goes to TMP/<tag>.out. */
 static long submit(const char *tag, const char *sbatch_opts, const char *script, const char *args) {
     char out[4096];
-    int rc = sh(out, sizeof out, 30, "sbatch --parsable --chdir '%s' -o '%s/%s.out' %s '%s/deploy/slurm/%s' %s", tmp_dir,
-                tmp_dir, tag, sbatch_opts, src_dir, script, args);
+    int rc = sh(out, sizeof out, 30, "sbatch --parsable --chdir '%s' -o '%s/%s.out' %s '%s/deploy/slurm/%s' %s", slurm_tmp,
+                slurm_tmp, tag, sbatch_opts, src_dir, script, args);
     char *end;
     long id = strtol(out, &end, 10);
     if (rc != 0 || id <= 0) fail_msg("sbatch %s %s failed (exit %d): %s", script, args, rc, out);
@@ -241,7 +242,7 @@ static void wait_job_gone(long id, double seconds, const char *tag) {
         if (!state[0]) return;
         if (now_s() > end) {
             char path[1400];
-            snprintf(path, sizeof path, "%s/%s.out", tmp_dir, tag);
+            snprintf(path, sizeof path, "%s/%s.out", slurm_tmp, tag);
             print_file(path);
             fail_msg("job %ld (%s) still %s after %.0f s", id, tag, state, seconds);
         }
@@ -370,10 +371,10 @@ static void test_job_and_added_rollouts(void **state) {
     const long long total = 51200;
     char job[1400], run[1100], args[4400], path[1400], out_a[1400],
         out_r[1400];
-    snprintf(job, sizeof job, "%s/teacher.ini", tmp_dir);
-    snprintf(run, sizeof run, "%s/runs/job", tmp_dir);
-    snprintf(out_a, sizeof out_a, "%s/job.out", tmp_dir);
-    snprintf(out_r, sizeof out_r, "%s/job-rollouts.out", tmp_dir);
+    snprintf(job, sizeof job, "%s/teacher.ini", slurm_tmp);
+    snprintf(run, sizeof run, "%s/runs/job", slurm_tmp);
+    snprintf(out_a, sizeof out_a, "%s/job.out", slurm_tmp);
+    snprintf(out_r, sizeof out_r, "%s/job-rollouts.out", slurm_tmp);
     write_job(job, "teacher", total);
     double t0 = now_s();
     snprintf(args, sizeof args, "'%s' --out '%s' --learners 2 --rollouts 1 --rollout-steps-per-s 1500", job, run);
@@ -433,10 +434,10 @@ static void test_requeue(void **state) {
     const long long total = 40960, batch = 8 * 32, iterations = total / batch;
     char job[1400], run[1100], args[4400], metrics[1400], out[1400],
         path[1400], text[4096];
-    snprintf(job, sizeof job, "%s/requeue.ini", tmp_dir);
-    snprintf(run, sizeof run, "%s/runs/requeue", tmp_dir);
+    snprintf(job, sizeof job, "%s/requeue.ini", slurm_tmp);
+    snprintf(run, sizeof run, "%s/runs/requeue", slurm_tmp);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run);
-    snprintf(out, sizeof out, "%s/requeue.out", tmp_dir);
+    snprintf(out, sizeof out, "%s/requeue.out", slurm_tmp);
     write_job(job, "teacher", total);
     double t0 = now_s();
     snprintf(args, sizeof args,
@@ -499,32 +500,11 @@ static void test_requeue(void **state) {
 
     /* Every iteration exactly once, env steps one batch apart, labels never
      * over budget: nothing skipped or repeated across the two resumes. */
-    char *all = read_file(metrics);
-    assert_non_null(all);
-    long long n = 0, prev_steps = -1;
-    for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
-        char err[256];
-        json_t *m = json_parse(line, strlen(line), err, sizeof err);
-        if (!m) fail_msg("%s line %lld: %s", metrics, n + 1, err);
-        long long it = -1, st = -1, lab = -1;
-        assert_int_equal(json_int(json_get(m, "iteration"), &it), 0);
-        assert_int_equal(json_int(json_get(m, "env_steps"), &st), 0);
-        assert_int_equal(json_int(json_get(m, "labels"), &lab), 0);
-        json_destroy(&m);
-        if (it != n) fail_msg("%s line %lld: iteration %lld, expected %lld", metrics, n + 1, it, n);
-        if (prev_steps >= 0 && st != prev_steps + batch)
-            fail_msg("%s line %lld: env_steps %lld after %lld (batch %lld)", metrics, n + 1, st, prev_steps, batch);
-        assert_true(lab <= 40);
-        prev_steps = st;
-        n++;
-    }
-    free(all);
-    assert_int_equal(n, iterations);
-    assert_int_equal(prev_steps, total);
+    check_metrics_lines(metrics, batch, iterations, total, 40);
     check_logs(run);
     fprintf(stderr, "scontrol requeue at iteration >= 30: resumed at %ld (%s); USR1 (time limit) at >= %d: stopped, "
                     "requeued itself, resumed at %ld; %lld iterations once each, %.1f s\n",
-            res1, sigterm_ckpt1 ? "the SIGTERM checkpoint" : "a periodic checkpoint", first + 30, res2, n, took);
+            res1, sigterm_ckpt1 ? "the SIGTERM checkpoint" : "a periodic checkpoint", first + 30, res2, iterations, took);
 }
 
 /* 1 -> 3 -> 1 rollout workers while the run goes on. */
@@ -533,10 +513,10 @@ static void test_elastic(void **state) {
     const double pace = 500, window = 5;
     char job[1400], run[1100], args[4400], metrics[1400], out[1400],
         st[64];
-    snprintf(job, sizeof job, "%s/elastic.ini", tmp_dir);
-    snprintf(run, sizeof run, "%s/runs/elastic", tmp_dir);
+    snprintf(job, sizeof job, "%s/elastic.ini", slurm_tmp);
+    snprintf(run, sizeof run, "%s/runs/elastic", slurm_tmp);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run);
-    snprintf(out, sizeof out, "%s/elastic.out", tmp_dir);
+    snprintf(out, sizeof out, "%s/elastic.out", slurm_tmp);
     write_job(job, "true-reward", 100000000);
     double t0 = now_s();
     snprintf(args, sizeof args, "'%s' --out '%s' --learners 1 --rollouts 1 --rollout-steps-per-s %.0f", job, run, pace);
@@ -639,13 +619,13 @@ int main(void) {
         return 1;
     }
     memcpy(bin_dir, abs_bin, strlen(abs_bin) + 1);
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/test_slurm.%d", t && *t ? t : "/tmp", (int)getpid());
-    if (mkdir_p(tmp_dir) != 0 || access("deploy/slurm/rlhf.sbatch", R_OK) != 0) {
-        fprintf(stderr, "test_slurm: run from the source tree (deploy/slurm/rlhf.sbatch), with a writable %s\n", tmp_dir);
+    snprintf(slurm_tmp, sizeof slurm_tmp, "%s/test_slurm.%d", t && *t ? t : "/tmp", (int)getpid());
+    if (mkdir_p(slurm_tmp) != 0 || access("deploy/slurm/rlhf.sbatch", R_OK) != 0) {
+        fprintf(stderr, "test_slurm: run from the source tree (deploy/slurm/rlhf.sbatch), with a writable %s\n", slurm_tmp);
         return 1;
     }
     char abs_tmp[PATH_MAX];
-    if (realpath(tmp_dir, abs_tmp) && strlen(abs_tmp) < sizeof tmp_dir) memcpy(tmp_dir, abs_tmp, strlen(abs_tmp) + 1);
+    if (realpath(slurm_tmp, abs_tmp) && strlen(abs_tmp) < sizeof slurm_tmp) memcpy(slurm_tmp, abs_tmp, strlen(abs_tmp) + 1);
     setenv("RLHF_BIN", bin_dir, 1);   // sbatch hands our environment to the jobs
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     /* The test's node advertises more CPUs than there are cores: MPI ranks

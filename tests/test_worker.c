@@ -46,6 +46,7 @@
 #include "checkpoint.h"
 #include "episodes.h"
 #include "job.h"
+#include "harness.h"
 #include "json.h"
 #include "learner.h"
 #include "query.h"
@@ -58,43 +59,6 @@ extern char **environ;
 #else
 #define SANITIZED 0
 #endif
-
-static char tmp_dir[512];
-
-static const char *tmp_path(char *buf, size_t n, const char *name) {
-    snprintf(buf, n, "%s/%s", tmp_dir, name);
-    return buf;
-}
-
-static char *slurp_n(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
-}
-
-static char *slurp(const char *path) {
-    char *s = slurp_n(path, NULL);
-    if (!s) fail_msg("cannot open %s: %s", path, strerror(errno));
-    return s;
-}
-
-static void spit_n(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot write %s: %s", path, strerror(errno));
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
-
-static void spit(const char *path, const char *text) { spit_n(path, text, strlen(text)); }
 
 static int exists(const char *path) {
     struct stat sb;
@@ -140,12 +104,6 @@ typedef struct {
     pid_t pid;
     char out_path[1024], err_path[1024];
 } proc_t;
-
-typedef struct {
-    int status;     /* exit status; 128 + signal when killed */
-    char *out, *err;
-    double seconds;
-} result_t;
 
 static double now_s(void) {
     struct timespec ts;
@@ -223,15 +181,15 @@ static result_t finish(proc_t p, double timeout, double t0) {
             sleep(2);
             kill(p.pid, SIGKILL);
             waitpid(p.pid, &st, 0);
-            char *err = slurp(p.err_path);
+            char *err = must_slurp(p.err_path);
             fail_msg("mpirun still running after %.0f s; killed. stderr:\n%s", timeout, err);
         }
         usleep(20000);
     }
     result_t r;
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(p.out_path);
-    r.err = slurp(p.err_path);
+    r.out = must_slurp(p.out_path);
+    r.err = must_slurp(p.err_path);
     r.seconds = now_s() - t0;
     return r;
 }
@@ -246,26 +204,12 @@ static result_t run_worker(int np, const char *tag, const char *extra_env, const
     return r;
 }
 
-static void result_free(result_t *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static void expect_status(const result_t *r, int status, const char *what) {
-    if (r->status != status)
-        fail_msg("%s: exit %d, expected %d\n--- stdout\n%s--- stderr\n%s", what, r->status, status, r->out, r->err);
-}
-
-static void expect_in(const char *text, const char *needle, const char *what) {
-    if (!strstr(text, needle)) fail_msg("%s: expected '%s' in:\n%s", what, needle, text);
-}
-
 /* ---- run directories */
 
 static json_t *read_json(const char *dir, const char *name) {
     char path[1200], err[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *text = slurp(path);
+    char *text = must_slurp(path);
     json_t *doc = json_parse(text, strlen(text), err, sizeof err);
     if (!doc) fail_msg("%s: %s", path, err);
     free(text);
@@ -291,7 +235,7 @@ static const char *summary_hash(const char *dir, char *out, size_t n) {
 static int check_metrics(const char *dir, int n_expected, long long per_iter, int ranks) {
     char path[1200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    char *text = slurp(path);
+    char *text = must_slurp(path);
     int n = 0;
     for (char *line = text, *nl; *line; line = nl + 1) {
         nl = strchr(line, '\n');
@@ -603,7 +547,7 @@ static void test_np1_is_rlhf_train(void **state) {
     char pa[700], pb[700];
     snprintf(pa, sizeof pa, "%s/metrics.jsonl", dir);
     snprintf(pb, sizeof pb, "%s/metrics.jsonl", train_dir);
-    char *a = slurp(pa), *b = slurp(pb), *la = a, *lb = b;
+    char *a = must_slurp(pa), *b = must_slurp(pb), *la = a, *lb = b;
     int lines = 0;
     static const char *const timings[] = {"t_rollout", "t_reward", "t_ppo", "wall_s"};
     for (char *na, *nb; (na = strchr(la, '\n')) && (nb = strchr(lb, '\n')); la = na + 1, lb = nb + 1, lines++) {
@@ -636,31 +580,18 @@ static void test_np1_is_rlhf_train(void **state) {
 /* The ranks of a running mpirun: its children running rlhf-worker (by
  * command line: the comm is "exe" after blas_setup's re-exec). */
 static int rank_pids(pid_t mpirun, pid_t *pids, int max) {
-    DIR *d = opendir("/proc");
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL && n < max) {
+    pid_t kids[256];
+    int k = proc_children(mpirun, kids, 256), n = 0;
+    for (int i = 0; i < k && n < max; i++) {
         char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)kids[i]);
         FILE *f = fopen(path, "r");
         if (!f) continue;
         size_t got = fread(buf, 1, sizeof buf - 1, f);
         fclose(f);
-        buf[got] = '\0';
-        char *close = strrchr(buf, ')');     // comm may hold spaces
-        int ppid;
-        char st;
-        if (!close || sscanf(close + 2, "%c %d", &st, &ppid) != 2 || ppid != mpirun) continue;
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        f = fopen(path, "r");
-        if (!f) continue;
-        got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
         buf[got] = '\0';   // the first argument
-        if (strstr(buf, "rlhf-worker")) pids[n++] = atoi(e->d_name);
+        if (strstr(buf, "rlhf-worker")) pids[n++] = kids[i];
     }
-    if (d) closedir(d);
     return n;
 }
 
@@ -693,7 +624,7 @@ static void test_sigterm_resume(void **state) {
     int lines = 0;
     while ((lines = exists(metrics) ? count_lines(metrics) : 0) < 12) {
         if (now_s() - t0 > timeout_s(30)) fail_msg("no progress in %s", metrics);
-        if (waitpid(p.pid, NULL, WNOHANG) == p.pid) fail_msg("the worker ended before the signal: %s", slurp(p.err_path));
+        if (waitpid(p.pid, NULL, WNOHANG) == p.pid) fail_msg("the worker ended before the signal: %s", must_slurp(p.err_path));
         usleep(20000);
     }
     pid_t pids[8];

@@ -3,10 +3,15 @@
 # machine: per task, PPO on the true reward (the yardstick) and PPO on a
 # reward model fitted to a scripted teacher's preferences with 350, 700 and
 # 1,400 labels, on 3 seeds, two runs at a time (two cores, one thread each).
+# The yardstick is the job as it is with --feedback true-reward: the MuJoCo
+# jobs set ppo.norm_reward, so it trains on the reward scaled by the running
+# std of the discounted return (as SB3's VecNormalize), which is what makes
+# PPO reasonable on these tasks at these step counts.
 #
 # Writes into $OUT (default /tmp/rlhf-christiano):
 #   table.md          per task and setting: the final evaluation's true return
-#                     (mean and std over seeds of each run's mean), the ratio
+#                     (mean and std over seeds of each run's mean, and each
+#                     seed's), the ratio
 #                     to true-reward PPO, env steps, wall seconds (mean per run
 #                     and total), and the total wall time of the table;
 #   <task>.svg        per task: the training return (episodes finished in
@@ -83,6 +88,7 @@ if [ "$report_only" = 0 ]; then
     start=$(date +%s)
     xargs -P "$JOBS" -L 1 sh "$0" --one <"$tasks"
     echo "$(( $(date +%s) - start ))" >"$OUT/wall_s"
+    echo "$JOBS" >"$OUT/jobs"
     echo "all runs: $(cat "$OUT/wall_s") s wall" >&2
 fi
 
@@ -167,6 +173,9 @@ crashed=0
     echo "latter is positive); \"normalised\" = (mean - random) / (true-reward mean - random), with random the"
     echo "mean return of uniformly random actions (0% = random, 100% = true-reward PPO). \">= 80%\" says whether the"
     echo "setting reaches 80% of true-reward PPO (raw ratio; normalised for Reacher's negative returns)."
+    echo "True-reward runs scale the reward by the running std of the discounted return (ppo.norm_reward,"
+    echo "set in every MuJoCo job; the teacher runs' learned reward has its own normalisation, which"
+    echo "jobs/swimmer.ini follows with the same return scaling: ppo.norm_learned_reward)."
     echo
     total=0
     for task in $TASKS; do
@@ -174,8 +183,8 @@ crashed=0
         env=$(sed -n 's/^id *= *//p' "jobs/$task.ini" | head -n 1)
         echo "### $env (jobs/$task.ini; plot: $task.svg)"
         echo
-        echo "| feedback | labels | seeds done | true return | vs true | normalised | >= 80% | env steps | wall s per run | wall s total |"
-        echo "|----------|-------:|-----------:|------------:|--------:|-----------:|:------:|----------:|---------------:|-------------:|"
+        echo "| feedback | labels | seeds done | true return | per seed | vs true | normalised | >= 80% | env steps | wall s per run | wall s total |"
+        echo "|----------|-------:|-----------:|------------:|---------|--------:|-----------:|:------:|----------:|---------------:|-------------:|"
         rnd=$(random_return "$task")
         true_mean=""
         for setting in true $LABELS; do
@@ -197,7 +206,7 @@ crashed=0
             total=$(awk -v a="$total" -v b="$wall" 'BEGIN { print a + b }')
             if [ "$setting" = true ]; then fb="true reward"; lab=0; else fb="teacher"; lab=$setting; fi
             if [ "$done_n" = 0 ]; then
-                echo "| $fb | $lab | 0 | not run | - | - | - | - | - | - |"
+                echo "| $fb | $lab | 0 | not run | - | - | - | - | - | - | - |"
                 continue
             fi
             line=$(echo "$vals" | awk -v fb="$fb" -v lab="$lab" -v n="$done_n" -v steps="$steps" -v wall="$wall" \
@@ -211,14 +220,15 @@ crashed=0
                         if (fb == "teacher") verdict = ((tm + 0 > 0 ? r : q) >= 0.8) ? "yes" : "no"
                     }
                     note = miss != "" ? " (missing seeds:" miss ")" : ""
-                    printf "%.1f@@| %s | %s | %d%s | %.1f ± %.1f | %s | %s | %s | %d | %.0f | %.0f |\n", m, fb, lab, n, note, m, sd, ratio, norm, verdict, steps, wall / n, wall }')
+                    per = ""; for (i = 1; i <= NF; i++) per = per (i > 1 ? ", " : "") sprintf($i > -100 && $i < 100 ? "%.1f" : "%.0f", $i)
+                    printf "%.1f@@| %s | %s | %d%s | %.1f ± %.1f | %s | %s | %s | %s | %d | %.0f | %.0f |\n", m, fb, lab, n, note, m, sd, per, ratio, norm, verdict, steps, wall / n, wall }')
             [ "$setting" = true ] && true_mean=${line%%@@*}
             echo "${line#*@@}"
         done
         echo
     done
     if [ -f "$OUT/wall_s" ]; then
-        echo "Total wall time of the table: $(cat "$OUT/wall_s") s with $JOBS runs at a time (sum of run times: $(printf '%.0f' "$total") s)."
+        echo "Total wall time of the table: $(cat "$OUT/wall_s") s with $(cat "$OUT/jobs" 2>/dev/null || echo "$JOBS") runs at a time (sum of run times: $(printf '%.0f' "$total") s)."
     else
         echo "Sum of run wall times: $(printf '%.0f' "$total") s."
     fi

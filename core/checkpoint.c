@@ -16,8 +16,6 @@
 /* learner_t's layout when this file last learned every field it saves. A
  * new field is state a checkpoint may have to carry: save it below (and
  * in learner_hash() if replicas must agree on it), then update the size. */
-/* (ret_norm, ppo.norm_reward's return statistics, is deliberately not saved:
- * a resumed run starts them afresh, docs/config.md.) */
 _Static_assert(sizeof(learner_t) == 384, "learner_t changed: save its new state in core/checkpoint.c, then update this size");
 
 #define HEADER_BYTES (80 + JOB_STR)
@@ -35,6 +33,7 @@ enum {
     SEC_LABELS = TAG('L', 'A', 'B', 'L'),
     SEC_LOOP = TAG('L', 'O', 'O', 'P'),
     SEC_FEED = TAG('F', 'E', 'E', 'D'),
+    SEC_RET_NORM = TAG('R', 'N', 'R', 'M'),   /* ppo.norm_reward / norm_learned_reward only */
 };
 
 /* The job's text with run.out blanked (malloc'd, NUL-terminated). */
@@ -225,6 +224,13 @@ void checkpoint_encode(const learner_t *l, const checkpoint_loop_t *loop, unsign
         section_end(&w);
     }
 
+    if (l->ret_norm) {
+        section_begin(&w, SEC_RET_NORM);
+        put_runstat(&w, &l->ret_norm->stat);
+        put(&w, l->ret_norm->ret, sizeof(double) * job->env.n_envs);
+        section_end(&w);
+    }
+
     checkpoint_loop_t none = {0};
     if (!loop) loop = &none;
     section_begin(&w, SEC_LOOP);
@@ -319,8 +325,10 @@ typedef struct {
 /* Everything a checkpoint holds, parsed but not yet applied. Large arrays
  * stay spans of the file's buffer. */
 typedef struct {
-    span_t job, policy, padam, obst, lrnr, rwrd, segs, labl, lopp, feed;
+    span_t job, policy, padam, obst, lrnr, rwrd, segs, labl, lopp, feed, rnrm;
     /* parsed sections */
+    runstat_t ret_stat;
+    const unsigned char *ret;
     int64_t adam_t, rm_adam_t;
     const unsigned char *adam_m, *adam_v, *rm_params, *rm_m, *rm_v;
     runstat_t obs_stat, rm_obs_stat;
@@ -471,6 +479,7 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
                      : tag == SEC_LABELS      ? &st->labl
                      : tag == SEC_LOOP        ? &st->lopp
                      : tag == SEC_FEED        ? &st->feed
+                     : tag == SEC_RET_NORM    ? &st->rnrm
                                               : NULL;
         char tn[5];
         if (!sp) {
@@ -634,6 +643,14 @@ static int stage(const learner_t *l, const unsigned char *buf, size_t len, stage
         if (!st->lopp.present || s.bad || s.off != s.n || lp->iteration < 0 || lp->env_steps < 0) bad = "loop state";
     }
     if (!bad && !st->feed.present) bad = "feed state";
+    /* The reward scaling's state: present exactly when this job scales. */
+    if (!bad && !!st->rnrm.present != !!l->ret_norm) bad = "reward scaling (ppo.norm_reward) state";
+    if (!bad && l->ret_norm) {
+        rbuf_t s = {st->rnrm.p, st->rnrm.n, 0, 0};
+        get_runstat(&s, &st->ret_stat, 1);
+        st->ret = get(&s, sizeof(double) * l->job->env.n_envs);
+        if (s.bad || s.off != s.n) bad = "reward scaling (ppo.norm_reward) state";
+    }
     if (bad) {
         err_set(err, errlen, "malformed %s section", bad);
         free(st->labels);
@@ -665,6 +682,10 @@ int checkpoint_decode(learner_t *l, const void *buf, size_t len, checkpoint_loop
     l->rng_ppo = st.rng_ppo;
     l->rng_reward = st.rng_reward;
     memcpy(l->ep_learned, st.ep_learned, sizeof(double) * l->job->env.n_envs);
+    if (l->ret_norm) {
+        l->ret_norm->stat = st.ret_stat;
+        memcpy(l->ret_norm->ret, st.ret, sizeof(double) * l->job->env.n_envs);
+    }
     if (l->rm) {
         reward_model_t *rm = l->rm;
         memcpy(rm->params, st.rm_params, rm->n_params * sf);

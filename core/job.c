@@ -93,6 +93,7 @@ static const job_key_t keys[] = {
     DBL(ppo, max_grad_norm, 0, INF, LO_OPEN, "0.5", "clip the global gradient norm to this"),
     BOOL(ppo, norm_obs, "true", "normalise observations by running mean and variance"),
     BOOL(ppo, norm_reward, "false", "true-reward feedback: divide rewards by a running std of the discounted return"),
+    BOOL(ppo, norm_learned_reward, "false", "learned reward: the same scaling after the reward model's own normalisation"),
     DBL(ppo, target_kl, 0, INF, 0, "0", "stop the epochs early past this approximate KL; 0 = never"),
 
     INT(reward, members, 1, 64, "3", "reward model ensemble size"),

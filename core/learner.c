@@ -8,11 +8,6 @@
 #include "runstat.h"
 #include "util.h"
 
-/* ppo.norm_reward's state (learner.h). */
-struct learner_ret_norm {
-    runstat_t stat;             /* of the discounted returns, dim 1 */
-    double ret[];               /* (N) each environment's discounted return so far */
-};
 
 learner_t *learner_new(const job_t *job, char *err, size_t errlen) {
     const env_class_t *cls = env_find(job->env.id);
@@ -50,7 +45,7 @@ learner_t *learner_new(const job_t *job, char *err, size_t errlen) {
     l->learned = callocCheck((size_t)job->ppo.n_steps * job->env.n_envs, sizeof(float));
     l->learned_std = callocCheck((size_t)job->ppo.n_steps * job->env.n_envs, sizeof(float));
     l->ep_learned = callocCheck(job->env.n_envs, sizeof(double));
-    if (!l->rm && job->ppo.norm_reward) {
+    if (l->rm ? job->ppo.norm_learned_reward : job->ppo.norm_reward) {
         l->ret_norm = callocCheck(1, sizeof *l->ret_norm + sizeof(double) * (size_t)job->env.n_envs);
         runstat_init(&l->ret_norm->stat, 1);
     }
@@ -150,21 +145,26 @@ void learner_fit_reward(learner_t *l) {
     l->fits++;
 }
 
-/* ppo.norm_reward, as SB3's VecNormalize(norm_reward=True) does it step by
- * step: each environment's discounted return ret = gamma ret + r, the
- * running variance of those returns (one sample per environment and step),
- * the reward divided by their std and clipped to +-10, and ret reset at an
- * episode's end. The scale keeps the value targets near unit size whatever
- * the task's reward magnitude (Hopper's returns are in the thousands). The
- * return's mean is not subtracted: that would change which policy is
- * best. */
-static void scale_true_rewards(learner_t *l, const traj_t *b) {
+/* ppo.norm_reward (true reward) and ppo.norm_learned_reward (the learned
+ * reward after its own normalisation), as SB3's VecNormalize(norm_reward=
+ * True) does it step by step: each environment's discounted return ret =
+ * gamma ret + r, the running variance of those returns (one sample per
+ * environment and step), the reward r (read from r_in, written to
+ * buf->reward; they may be the same) divided by their std and clipped to
+ * +-10, and ret reset at an episode's end. The scale keeps the value targets
+ * near unit size whatever the reward's magnitude and the horizon (Hopper's
+ * true returns are in the thousands; a unit-scale learned reward with
+ * Swimmer's gamma of 0.9999 gives value targets in the hundreds). A
+ * termination's bootstrap (the absorbing state's value, learned reward
+ * only) is scaled with its step's reward. The return's mean is not
+ * subtracted: that would change which policy is best. */
+static void scale_rewards(learner_t *l, const traj_t *b, const float *r_in) {
     enum { RET_CHUNK = 64 };   /* returns folded into the statistics per call */
     double gamma = l->job->ppo.gamma;
     struct learner_ret_norm *rn = l->ret_norm;
     float rets[RET_CHUNK];
     for (int t = 0; t < b->T; t++) {
-        const float *r = b->true_r + (size_t)t * b->N;
+        const float *r = r_in + (size_t)t * b->N;
         float *out = l->buf->reward + (size_t)t * b->N;
         for (int e0 = 0; e0 < b->N; e0 += RET_CHUNK) {
             int m = b->N - e0 < RET_CHUNK ? b->N - e0 : RET_CHUNK;
@@ -176,9 +176,11 @@ static void scale_true_rewards(learner_t *l, const traj_t *b) {
         }
         double inv = 1.0 / sqrt(rn->stat.var[0] + 1e-8);
         for (int e = 0; e < b->N; e++) {
+            size_t k = (size_t)t * b->N + e;
             double x = r[e] * inv;
             out[e] = (float)(x < -10 ? -10 : x > 10 ? 10 : x);
-            if (b->done[(size_t)t * b->N + e]) rn->ret[e] = 0;
+            if (b->terminated[k]) l->buf->boot[k] = (float)(l->buf->boot[k] * inv);
+            if (b->done[k]) rn->ret[e] = 0;
         }
     }
 }
@@ -200,7 +202,7 @@ static void assign_rewards(learner_t *l, const traj_t *b) {
         }
     }
     if (!l->rm) {
-        if (l->ret_norm) scale_true_rewards(l, b);
+        if (l->ret_norm) scale_rewards(l, b, b->true_r);
         else memcpy(buf->reward, b->true_r, sizeof(float) * n);
         return;
     }
@@ -240,6 +242,8 @@ static void assign_rewards(learner_t *l, const traj_t *b) {
         }
     }
     l->learned_return = episodes ? ep_sum / episodes : NAN;
+    /* learned_return and the watch stay in the learned normalisation's unit */
+    if (l->ret_norm) scale_rewards(l, b, buf->reward);
 }
 
 void learner_update(learner_t *l, const traj_t *b, double lr, ppo_stats_t *st) {
@@ -282,7 +286,7 @@ uint64_t learner_hash(const learner_t *l) {
     const double norm[] = {l->r_zero, l->r_scale, l->abs_n};
     uint64_t h = fnv1a(FNV_OFFSET, counts, sizeof counts);
     h = fnv1a(h, norm, sizeof norm);
-    if (l->ret_norm) {   /* ppo.norm_reward only, so the hash without it is unchanged */
+    if (l->ret_norm) {   /* either scaling on only, so the hash without it is unchanged */
         h = fnv1a(h, l->ret_norm->ret, sizeof(double) * l->job->env.n_envs);
         h = hash_runstat(h, &l->ret_norm->stat);
     }

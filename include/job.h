@@ -51,6 +51,7 @@ typedef struct {
         double max_grad_norm;       /* ppo.max_grad_norm */
         int norm_obs;               /* ppo.norm_obs: running observation normalisation */
         int norm_reward;            /* ppo.norm_reward: true reward / running std of the discounted return */
+        int norm_learned_reward;    /* ppo.norm_learned_reward: the same for the (normalised) learned reward */
         double target_kl;           /* ppo.target_kl: stop epochs early; 0 = off */
     } ppo;
     struct {

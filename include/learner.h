@@ -23,8 +23,17 @@
 #include "job.h"
 #include "nn.h"
 #include "policy.h"
+#include "runstat.h"
 #include "ppo.h"
 #include "reward.h"
+
+/* ppo.norm_reward's and ppo.norm_learned_reward's state: saved in
+ * checkpoints (section RNRM) so a resumed run scales rewards exactly as an
+ * uninterrupted one. */
+struct learner_ret_norm {
+    runstat_t stat;             /* of the discounted returns, dim 1 */
+    double ret[];               /* (N) each environment's discounted return so far */
+};
 
 typedef struct {
     const job_t *job;
@@ -61,11 +70,12 @@ typedef struct {
     float *learned;                 /* (T, N) raw learned reward */
     float *learned_std;             /* (T, N) std of the members' rewards (scratch) */
     double *ep_learned;             /* (N) normalised learned return of each episode in progress */
-    /* ppo.norm_reward (true-reward feedback only; NULL otherwise): each
+    /* ppo.norm_reward with the true reward, ppo.norm_learned_reward with a
+     * learned one (NULL when the one that applies is off): each
      * environment's discounted return so far, and the running variance of
      * those returns; a step's reward is divided by their std (SB3's
-     * VecNormalize norm_reward). Neither is checkpointed: a resumed run
-     * starts the statistics afresh. */
+     * VecNormalize norm_reward). Checkpointed (section RNRM), so a
+     * resumed run goes on exactly. */
     struct learner_ret_norm *ret_norm;
 } learner_t;
 

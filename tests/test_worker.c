@@ -349,13 +349,18 @@ static void learn(learner_t **ls, int n_ls, const world_t *w, const label_t *lab
     }
 }
 
-static void test_checkpoint_round_trip(void **state) {
-    (void)state;
+/* scaled: with ppo.norm_learned_reward, whose return statistics the
+ * checkpoint must carry for the two learners to go on identically. */
+static void checkpoint_round_trip(int scaled) {
     world_t w;
     world_init(&w);
+    w.job.ppo.norm_learned_reward = scaled;
+    char err0[256];
+    assert_int_equal(job_validate(&w.job, err0, sizeof err0), 0);
     char err[2048], path[600];
     learner_t *a = learner_new(&w.job, err, sizeof err);
     assert_non_null(a);
+    assert_true(!a->ret_norm == !scaled);
     label_t labels[64];
     for (int it = 0; it < 4; it++) {
         int n = world_step(&w, a->policy, it < 2 ? 12 : 0, labels);
@@ -414,6 +419,16 @@ static void test_checkpoint_round_trip(void **state) {
     learner_destroy(&a);
     learner_destroy(&b);
     world_free(&w);
+}
+
+static void test_checkpoint_round_trip(void **state) {
+    (void)state;
+    checkpoint_round_trip(0);
+}
+
+static void test_checkpoint_round_trip_scaled(void **state) {
+    (void)state;
+    checkpoint_round_trip(1);
 }
 
 static void test_checkpoint_refused(void **state) {
@@ -756,6 +771,7 @@ int main(void) {
     if (system(cmd) != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_round_trip),
+        cmocka_unit_test(test_checkpoint_round_trip_scaled),
         cmocka_unit_test(test_checkpoint_refused),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_worker_np2),

@@ -187,7 +187,11 @@
         const tiles = el('div', { class: 'status-grid' },
             tile('rollout workers', alive(w.rollout), 'alive', 'tile-rollout'),
             tile('learner', alive(w.learner), 'policy version ' + fmt(s.policy_version), 'tile-learner'),
-            tile('scripted labelers', alive(w.labeler, true), 'connected over ZeroMQ', 'tile-labelers'),
+            // workers.labeler counts both kinds; web_labeler is the people
+            // active on the page in the last minute (docs/http-api.md).
+            tile('labelers', alive(w.labeler, true),
+                 fmt(w.web_labeler || 0) + ' on the page · ' + fmt((w.labeler || 0) - (w.web_labeler || 0)) + ' scripted',
+                 'tile-labelers'),
             tile('queue', fmt(s.queue_depth), fmt(s.leased) + ' leased right now', 'tile-queue'),
             tile('labels', fmt(s.labels_total), fmt(s.labels_per_minute, 1) + ' per minute', 'tile-labels'),
             tile('env steps', fmt(s.env_steps), fmt(s.env_steps_per_s) + ' per second', 'tile-steps'));

@@ -50,7 +50,6 @@
  * Exit status: 0 only when the learner and the coordinator both exited 0;
  * 1 otherwise; 2 on a bad command line or job; 128 + signal when stopped
  * by one. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -156,43 +155,11 @@ static int exit_code(const proc_t *p) {
  * making. Returns how many descendants are alive. */
 static int signal_all(int sig, pid_t spare) {
     if (!spare && group > 0) kill(-group, sig);
-    /* pid -> ppid for every process, then each one's ancestry. */
-    static pid_t pids[65536], ppids[65536];
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d)) && n < 65536) {
-        char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        const char *close = strrchr(buf, ')');   // the name may hold spaces and parentheses
-        char state;
-        int ppid;
-        if (!close || sscanf(close + 2, "%c %d", &state, &ppid) != 2 || state == 'Z') continue;
-        pids[n] = atoi(e->d_name);
-        ppids[n++] = ppid;
-    }
-    if (d) closedir(d);
-    pid_t me = getpid();
-    int alive = 0;
-    for (int i = 0; i < n; i++) {
-        pid_t up = ppids[i];
-        for (int depth = 0; depth < 64 && up > 1 && up != me; depth++) {
-            int j = 0;
-            while (j < n && pids[j] != up) j++;
-            up = j < n ? ppids[j] : 0;
-        }
-        if (up == me) {
-            if (pids[i] != spare) kill(pids[i], sig);
-            alive++;
-        }
-    }
-    return alive;
+    static int pids[65536];
+    int n = proc_descendants(pids, 65536);
+    for (int i = 0; i < n; i++)
+        if (pids[i] != spare) kill(pids[i], sig);
+    return n;
 }
 
 static int all_reaped(void) {

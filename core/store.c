@@ -893,12 +893,12 @@ int store_del_lease(store_t *s, uint64_t query_id, const char *labeler) {
     return step_done(s, s->del_lease, NULL, 0);
 }
 
-store_lease_t *store_leases(store_t *s, size_t *n) {
+/* (query_id, labeler[, deadline_us]) rows of sql, in a malloc'd array. */
+static store_lease_t *read_query_labelers(store_t *s, const char *sql, size_t *n) {
     *n = 0;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT query_id, labeler, deadline_us FROM leases ORDER BY query_id", -1, &st,
-                           NULL) != SQLITE_OK)
-        return NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+    int has_deadline = sqlite3_column_count(st) > 2;
     size_t cap = 0;
     store_lease_t *out = NULL;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -910,10 +910,14 @@ store_lease_t *store_leases(store_t *s, size_t *n) {
         l->query_id = (uint64_t)sqlite3_column_int64(st, 0);
         const char *who = (const char *)sqlite3_column_text(st, 1);
         snprintf(l->labeler, sizeof l->labeler, "%s", who ? who : "");
-        l->deadline_us = (uint64_t)sqlite3_column_int64(st, 2);
+        l->deadline_us = has_deadline ? (uint64_t)sqlite3_column_int64(st, 2) : 0;
     }
     sqlite3_finalize(st);
     return out;
+}
+
+store_lease_t *store_leases(store_t *s, size_t *n) {
+    return read_query_labelers(s, "SELECT query_id, labeler, deadline_us FROM leases ORDER BY query_id", n);
 }
 
 /* ---- skips ---------------------------------------------------------------------------------- */
@@ -927,23 +931,5 @@ int store_put_skip(store_t *s, uint64_t query_id, const char *labeler, char *err
 }
 
 store_lease_t *store_skips(store_t *s, size_t *n) {
-    *n = 0;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT query_id, labeler FROM skips ORDER BY query_id", -1, &st, NULL) != SQLITE_OK)
-        return NULL;
-    size_t cap = 0;
-    store_lease_t *out = NULL;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            out = reallocCheck(out, sizeof *out * cap);
-        }
-        store_lease_t *l = &out[(*n)++];
-        l->query_id = (uint64_t)sqlite3_column_int64(st, 0);
-        const char *who = (const char *)sqlite3_column_text(st, 1);
-        snprintf(l->labeler, sizeof l->labeler, "%s", who ? who : "");
-        l->deadline_us = 0;
-    }
-    sqlite3_finalize(st);
-    return out;
+    return read_query_labelers(s, "SELECT query_id, labeler FROM skips ORDER BY query_id", n);
 }

@@ -1,6 +1,7 @@
 /* util.c - see util.h. */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -143,4 +144,41 @@ uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+/* util.h */
+int proc_descendants(int *out, int max) {
+    /* pid -> ppid for every process, then each one's ancestry. */
+    static int pids[65536], ppids[65536];
+    int n = 0, k = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 65536) {
+        char path[300], buf[512];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[got] = '\0';
+        const char *close = strrchr(buf, ')');   /* the name may hold spaces and parentheses */
+        char state;
+        int ppid;
+        if (!close || sscanf(close + 2, "%c %d", &state, &ppid) != 2 || state == 'Z') continue;
+        pids[n] = atoi(e->d_name);
+        ppids[n++] = ppid;
+    }
+    if (d) closedir(d);
+    int me = (int)getpid();
+    for (int i = 0; i < n && k < max; i++) {
+        int up = ppids[i];
+        for (int depth = 0; depth < 64 && up > 1 && up != me; depth++) {
+            int j = 0;
+            while (j < n && pids[j] != up) j++;
+            up = j < n ? ppids[j] : 0;
+        }
+        if (up == me) out[k++] = pids[i];
+    }
+    return k;
 }

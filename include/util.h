@@ -45,6 +45,11 @@ int write_file_atomic(const char *path, const void *data, size_t n);
 /* mkdir -p. Returns 0 or -1. */
 int mkdir_p(const char *path);
 
+/* The live (non-zombie) descendants of this process, read from /proc: up to
+ * max pids into out; returns how many. Finds children that left our process
+ * group (mpirun puts its ranks in groups of its own). */
+int proc_descendants(int *out, int max);
+
 /* 64-bit FNV-1a of n bytes, continuing from h (FNV_OFFSET to start): the
  * checkpoint's checksum and job hash, learner_hash(). Not cryptographic. */
 #define FNV_OFFSET 0xcbf29ce484222325ULL

@@ -320,40 +320,7 @@ pid_t seen[MAX_SEEN];
 int n_seen;
 
 /* Live (non-zombie) descendants of this process into out; returns how many. */
-int descendants(pid_t *out, int max) {
-    static pid_t pids[65536], ppids[65536];
-    int n = 0, k = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d)) && n < 65536) {
-        char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        const char *close = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (!close || sscanf(close + 2, "%c %d", &st, &ppid) != 2 || st == 'Z') continue;
-        pids[n] = atoi(e->d_name);
-        ppids[n++] = ppid;
-    }
-    if (d) closedir(d);
-    pid_t me = getpid();
-    for (int i = 0; i < n && k < max; i++) {
-        pid_t up = ppids[i];
-        for (int depth = 0; depth < 64 && up > 1 && up != me; depth++) {
-            int j = 0;
-            while (j < n && pids[j] != up) j++;
-            up = j < n ? ppids[j] : 0;
-        }
-        if (up == me) out[k++] = pids[i];
-    }
-    return k;
-}
+int descendants(pid_t *out, int max) { return proc_descendants(out, max); }
 
 void note_descendants(void) {
     pid_t now[MAX_SEEN];

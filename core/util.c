@@ -147,13 +147,11 @@ uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 }
 
 /* util.h */
-int proc_descendants(int *out, int max) {
-    /* pid -> ppid for every process, then each one's ancestry. */
-    static int pids[65536], ppids[65536];
-    int n = 0, k = 0;
+int proc_table(int *pids, int *ppids, int max) {
+    int n = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
-    while (d && (e = readdir(d)) && n < 65536) {
+    while (d && (e = readdir(d)) && n < max) {
         char path[300], buf[512];
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
@@ -170,6 +168,14 @@ int proc_descendants(int *out, int max) {
         ppids[n++] = ppid;
     }
     if (d) closedir(d);
+    return n;
+}
+
+/* util.h */
+int proc_descendants(int *out, int max) {
+    /* pid -> ppid for every process, then each one's ancestry. */
+    static int pids[65536], ppids[65536];
+    int n = proc_table(pids, ppids, 65536), k = 0;
     int me = (int)getpid();
     for (int i = 0; i < n && k < max; i++) {
         int up = ppids[i];

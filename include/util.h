@@ -45,6 +45,10 @@ int write_file_atomic(const char *path, const void *data, size_t n);
 /* mkdir -p. Returns 0 or -1. */
 int mkdir_p(const char *path);
 
+/* Every live (non-zombie) process, read from /proc: up to max pids with
+ * their parents' pids; returns how many. */
+int proc_table(int *pids, int *ppids, int max);
+
 /* The live (non-zombie) descendants of this process, read from /proc: up to
  * max pids into out; returns how many. Finds children that left our process
  * group (mpirun puts its ranks in groups of its own). */

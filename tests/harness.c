@@ -53,6 +53,30 @@ char *must_slurp(const char *path) {
     return s;
 }
 
+void check_run_logs(const char *run_dir, const char *const *want) {
+    char path[1024];
+    for (; *want; want++) {
+        snprintf(path, sizeof path, "%s/logs/%s.log", run_dir, *want);
+        if (access(path, F_OK) != 0) fail_msg("no log %s", path);
+    }
+    snprintf(path, sizeof path, "%s/logs", run_dir);
+    DIR *d = opendir(path);
+    if (!d) fail_msg("cannot open %s: %s", path, strerror(errno));
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/logs/%s", run_dir, e->d_name);
+        char *text = slurp(path);
+        int bad = text && (strstr(text, "AddressSanitizer") || strstr(text, "LeakSanitizer") ||
+                           strstr(text, "runtime error:"));
+        if (bad) {
+            closedir(d);
+            fail_msg("%s: a sanitizer report:\n%s", path, text);
+        }
+        free(text);
+    }
+    closedir(d);
+}
+
 void spit_n(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) fail_msg("cannot write %s: %s", path, strerror(errno));
@@ -292,25 +316,10 @@ int group_case_teardown(void **state) {
 /* ---- processes from /proc ------------------------------------------------------ */
 
 int proc_children(pid_t parent, pid_t *out, int max) {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d)) && n < max) {
-        char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        const char *close = strrchr(buf, ')');     // comm may hold spaces
-        char st;
-        int ppid;
-        if (close && sscanf(close + 2, "%c %d", &st, &ppid) == 2 && st != 'Z' && ppid == parent)
-            out[n++] = atoi(e->d_name);
-    }
-    if (d) closedir(d);
+    static int pids[65536], ppids[65536];
+    int total = proc_table(pids, ppids, 65536), n = 0;
+    for (int i = 0; i < total && n < max; i++)
+        if (ppids[i] == parent) out[n++] = pids[i];
     return n;
 }
 

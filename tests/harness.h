@@ -51,6 +51,11 @@ char *must_slurp(const char *path);
  * cannot. */
 void spit_n(const char *path, const void *data, size_t n);
 void spit(const char *path, const char *text);
+/* A run directory's logs: RUN_DIR/logs/NAME.log exists for each name in
+ * the NULL-terminated list want, and no file in RUN_DIR/logs holds a
+ * sanitizer report (AddressSanitizer, LeakSanitizer, UBSan's "runtime
+ * error:"); fails the test, showing the log, otherwise. */
+void check_run_logs(const char *run_dir, const char *const *want);
 /* buf = tmp_dir/name; returns buf. */
 const char *tmp_path(char *buf, size_t n, const char *name);
 

@@ -22,7 +22,6 @@
  * Processes: this test is a child subreaper; every descendant seen while
  * the run went on must be gone at the end; every wait is bounded; an alarm
  * and the teardown SIGKILL every descendant. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -102,20 +101,7 @@ static int wait_pid(pid_t pid, double seconds) {
 }
 
 static void check_logs(const char *run_dir) {
-    static const char *const logs[] = {"coordinator", "learner", "rollout-1"};
-    char path[900], line[2048];
-    for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
-        snprintf(path, sizeof path, "%s/logs/%s.log", run_dir, logs[i]);
-        FILE *f = fopen(path, "r");
-        if (!f) fail_msg("no log %s", path);
-        while (fgets(line, sizeof line, f))
-            if (strstr(line, "AddressSanitizer") || strstr(line, "runtime error:")) {
-                fclose(f);
-                print_file(logs[i], path);
-                fail_msg("%s: a sanitizer report", path);
-            }
-        fclose(f);
-    }
+    check_run_logs(run_dir, (const char *const[]){"coordinator", "learner", "rollout-1", NULL});
 }
 
 /* ---- the test ---------------------------------------------------------------- */

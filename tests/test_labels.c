@@ -17,7 +17,6 @@
  *    TOKEN`; a labeler answering over HTTP (httpc) gets 200s, a wrong token
  *    401, the learner receives the labels (metrics.jsonl shows labels > 0),
  *    and the run ends by itself leaving no process behind. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -712,32 +711,10 @@ static int children_left(void) {
 /* The run's logs: the coordinator, learner and rollout worker, no scripted
  * labeler, and no sanitizer report in any. */
 static void check_logs(const char *dir) {
-    char path[900], line[2048];
-    static const char *const want[] = {"coordinator", "learner", "rollout-1"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/logs/%s.log", dir, want[i]);
-        if (access(path, F_OK) != 0) fail_msg("no %s", path);
-    }
+    char path[900];
     snprintf(path, sizeof path, "%s/logs/labeler-1.log", dir);
     if (access(path, F_OK) == 0) fail_msg("--feedback human started a scripted labeler (%s)", path);
-    snprintf(path, sizeof path, "%s/logs", dir);
-    DIR *d = opendir(path);
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/logs/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        while (f && fgets(line, sizeof line, f))
-            if (strstr(line, "AddressSanitizer") || strstr(line, "runtime error:")) {
-                fclose(f);
-                closedir(d);
-                char *log = slurp(path);
-                fail_msg("%s: a sanitizer report:\n%s", path, log ? log : "");
-            }
-        if (f) fclose(f);
-    }
-    closedir(d);
+    check_run_logs(dir, (const char *const[]){"coordinator", "learner", "rollout-1", NULL});
 }
 
 /* Starts `rlhf run JOB --feedback human` into dir; waits for its token

@@ -933,15 +933,7 @@ static void test_status_real_run(void **state) {
     assert_no_children(10);
 
     /* A sanitizer report in any child's log fails the run too. */
-    static const char *const logs[] = {"coordinator", "learner", "rollout-1", "labeler-1"};
-    for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
-        snprintf(path, sizeof path, "%s/logs/%s.log", out, logs[i]);
-        char *text = slurp(path);
-        if (!text) fail_msg("no log %s", path);
-        if (strstr(text, "AddressSanitizer") || strstr(text, "runtime error:"))
-            fail_msg("%s: a sanitizer report:\n%s", path, text);
-        free(text);
-    }
+    check_run_logs(out, (const char *const[]){"coordinator", "learner", "rollout-1", "labeler-1", NULL});
 
     /* And the real metrics plot. */
     r = run_rlhf("plot-run", (const char *const[]){"plot", out, NULL}, 30);

@@ -15,7 +15,6 @@
  * included: mpirun puts them in process groups of their own) must be gone
  * afterwards. Every wait is bounded; an alarm and the teardown SIGKILL
  * every descendant. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -144,19 +143,8 @@ static void write_job(const char *path, long long total_steps) {
  * worker's or labeler's exit status is not the launcher's); the run in out
  * had 2 rollout workers and 2 labelers. */
 static void check_child_logs(const char *out) {
-    static const char *const logs[] = {"coordinator", "learner", "rollout-1", "rollout-2", "labeler-1", "labeler-2"};
-    char path[800], line[2048];
-    for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
-        snprintf(path, sizeof path, "%s/logs/%s.log", out, logs[i]);
-        FILE *f = fopen(path, "r");
-        if (!f) fail_msg("no log %s", path);
-        while (fgets(line, sizeof line, f))
-            if (strstr(line, "AddressSanitizer") || strstr(line, "runtime error:")) {
-                print_log(path);
-                fail_msg("%s: a sanitizer report", path);
-            }
-        fclose(f);
-    }
+    check_run_logs(out, (const char *const[]){"coordinator", "learner", "rollout-1", "rollout-2", "labeler-1",
+                                              "labeler-2", NULL});
 }
 
 static void check_finished_run(int learners) {
